@@ -1,0 +1,1 @@
+//! Benchmarks of sgmap against the floors that bound it; see `benches/`.

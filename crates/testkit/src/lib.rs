@@ -1,0 +1,188 @@
+//! Harness for sgmap's in-kernel test binaries.
+//!
+//! Each crate's `tests/kernel*.rs` is a `harness = false` binary that lists its
+//! tests as [`KernelTest`]s and hands them to [`run`]. `cargo xtask test` runs
+//! these binaries inside the user-mode Linux test bed with
+//! `SGMAP_TEST_DEVICE=/dev/sgN` (the scsi_debug disk) and
+//! `SGMAP_TEST_SCSI_DEBUG=1`; on the host, without a device, every test is
+//! reported as ignored (a skip, never a pass).
+//!
+//! Output and exit status are libtest's, so the xtask reads the usual
+//! `test result: ... N passed; M failed; K ignored` line.
+
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+
+pub use libtest_mimic::Failed;
+
+/// Environment variable naming the sg node under test.
+pub const DEVICE_ENV: &str = "SGMAP_TEST_DEVICE";
+/// Environment variable set to 1 when the device is scsi_debug and its knobs may be turned.
+pub const SCSI_DEBUG_ENV: &str = "SGMAP_TEST_SCSI_DEBUG";
+
+/// What a test needs from the machine it runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Any sg device named by `SGMAP_TEST_DEVICE`.
+    Device,
+    /// The scsi_debug disk, whose sysfs knobs the test may turn (and restores).
+    ScsiDebug,
+}
+
+/// What a test gets: the device under test.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// Path of the sg node, e.g. `/dev/sg0`.
+    pub device: PathBuf,
+    /// Whether the device is scsi_debug (knobs available).
+    pub scsi_debug: bool,
+}
+
+type TestFn = fn(&Ctx) -> Result<(), Failed>;
+
+/// One in-kernel test.
+#[derive(Debug, Clone, Copy)]
+pub struct KernelTest {
+    /// The test's name as libtest prints it.
+    pub name: &'static str,
+    /// What it needs; without it the test is skipped (ignored).
+    pub needs: Needs,
+    /// The test body.
+    pub run: TestFn,
+}
+
+impl KernelTest {
+    /// A test that needs only an sg device.
+    pub const fn device(name: &'static str, run: TestFn) -> Self {
+        Self {
+            name,
+            needs: Needs::Device,
+            run,
+        }
+    }
+
+    /// A test that needs the scsi_debug disk and its knobs.
+    pub const fn scsi_debug(name: &'static str, run: TestFn) -> Self {
+        Self {
+            name,
+            needs: Needs::ScsiDebug,
+            run,
+        }
+    }
+}
+
+/// The test context from the environment, if a device was given.
+pub fn context() -> Option<Ctx> {
+    let device = std::env::var_os(DEVICE_ENV).map(PathBuf::from)?;
+    let scsi_debug = std::env::var(SCSI_DEBUG_ENV).is_ok_and(|v| v == "1");
+    Some(Ctx { device, scsi_debug })
+}
+
+/// Runs `tests` with libtest's command line and output; returns the process exit code.
+pub fn run(tests: &[KernelTest]) -> std::process::ExitCode {
+    let args = libtest_mimic::Arguments::from_args();
+    let ctx = context();
+    if ctx.is_none() {
+        eprintln!(
+            "note: {DEVICE_ENV} is not set: in-kernel tests are skipped (run `cargo xtask test`)"
+        );
+    }
+    let trials = tests
+        .iter()
+        .map(|t| {
+            let t = *t;
+            let available = match (&ctx, t.needs) {
+                (None, _) => false,
+                (Some(_), Needs::Device) => true,
+                (Some(c), Needs::ScsiDebug) => c.scsi_debug,
+            };
+            let ctx = ctx.clone();
+            libtest_mimic::Trial::test(t.name, move || match ctx {
+                Some(c) => (t.run)(&c),
+                None => Err("no device".into()),
+            })
+            .with_ignored_flag(!available)
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+/// Fails with `msg` unless `cond` holds.
+pub fn ensure(cond: bool, msg: impl Display) -> Result<(), Failed> {
+    if cond {
+        Ok(())
+    } else {
+        Err(msg.to_string().into())
+    }
+}
+
+/// Fails unless `left == right`, showing both and `what`.
+pub fn ensure_eq<T: PartialEq + std::fmt::Debug>(
+    left: T,
+    right: T,
+    what: impl Display,
+) -> Result<(), Failed> {
+    if left == right {
+        Ok(())
+    } else {
+        Err(format!("{what}: left {left:?} != right {right:?}").into())
+    }
+}
+
+/// Where scsi_debug's live knobs are.
+pub const SCSI_DEBUG_SYSFS: &str = "/sys/bus/pseudo/drivers/scsi_debug";
+/// The sg driver's `allow_dio` parameter.
+pub const ALLOW_DIO_SYSFS: &str = "/sys/module/sg/parameters/allow_dio";
+
+/// A sysfs value set for the life of the guard, restored on drop.
+#[derive(Debug)]
+pub struct Knob {
+    path: PathBuf,
+    old: String,
+}
+
+impl Knob {
+    /// Writes `value` to the file at `path`, remembering the old value.
+    pub fn set(path: impl AsRef<Path>, value: impl Display) -> Result<Self, Failed> {
+        let path = path.as_ref().to_path_buf();
+        let old = std::fs::read_to_string(&path)
+            .map_err(|e| format!("read {}: {e}", path.display()))?
+            .trim()
+            .to_string();
+        std::fs::write(&path, value.to_string())
+            .map_err(|e| format!("write {value} to {}: {e}", path.display()))?;
+        Ok(Self { path, old })
+    }
+
+    /// Sets the scsi_debug knob `name` (e.g. `opts`, `every_nth`, `ndelay`, `wp`).
+    pub fn scsi_debug(name: &str, value: impl Display) -> Result<Self, Failed> {
+        Self::set(Path::new(SCSI_DEBUG_SYSFS).join(name), value)
+    }
+
+    /// Sets the sg driver's `allow_dio`.
+    pub fn allow_dio(on: bool) -> Result<Self, Failed> {
+        Self::set(ALLOW_DIO_SYSFS, u8::from(on))
+    }
+}
+
+impl Drop for Knob {
+    fn drop(&mut self) {
+        // every_nth counts down from the value written, so restore by writing back.
+        let _ = std::fs::write(&self.path, &self.old);
+    }
+}
+
+/// A deterministic byte pattern for block `lba` of a transfer tagged `seed`,
+/// so each block of each write is distinguishable when read back.
+pub fn pattern(seed: u64, lba: u64, block: usize, out: &mut [u8]) {
+    for (i, chunk) in out.chunks_mut(block.max(1)).enumerate() {
+        let mut x = seed
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .wrapping_add((lba + i as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9));
+        for b in chunk.iter_mut() {
+            x ^= x >> 31;
+            x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+            *b = (x >> 56) as u8;
+        }
+    }
+}

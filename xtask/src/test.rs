@@ -1,0 +1,395 @@
+//! `cargo xtask test`, `testbed` and `demo`: running work inside the real kernel.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::testbed::{Job, Phase, Testbed, DEFAULT_SCSI_DEBUG};
+use crate::{cargo, cmd_ok, Result};
+
+/// Counts taken from one or more libtest summaries.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub passed: u64,
+    pub failed: u64,
+    pub skipped: u64,
+}
+
+impl Counts {
+    fn add(&mut self, o: Counts) {
+        self.passed += o.passed;
+        self.failed += o.failed;
+        self.skipped += o.skipped;
+    }
+}
+
+/// Sums every `test result: ...` line of libtest output; `None` when there is none.
+pub(crate) fn parse_libtest(output: &str) -> Option<Counts> {
+    let mut total: Option<Counts> = None;
+    for line in output
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("test result: "))
+    {
+        let mut c = Counts::default();
+        for part in line.split([';', '.']) {
+            let mut words = part.split_whitespace();
+            if let (Some(n), Some(what)) = (words.next(), words.next()) {
+                let Ok(n) = n.parse::<u64>() else { continue };
+                match what {
+                    "passed" => c.passed = n,
+                    "failed" => c.failed = n,
+                    "ignored" => c.skipped = n,
+                    _ => {}
+                }
+            }
+        }
+        total.get_or_insert_with(Counts::default).add(c);
+    }
+    total
+}
+
+/// How a job's output is judged.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Judge {
+    /// A libtest (or libtest-mimic) binary: counts from its summary.
+    Libtest,
+}
+
+/// Judges one job: its counts, never hiding a crash or a missing summary.
+pub(crate) fn judge(kind: Judge, status: Option<i32>, output: &str) -> Counts {
+    match kind {
+        Judge::Libtest => match (parse_libtest(output), status) {
+            (Some(c), Some(0)) => c,
+            // A non-zero exit with no failure counted still failed.
+            (Some(c), _) => Counts {
+                failed: c.failed.max(1),
+                ..c
+            },
+            (None, _) => Counts {
+                failed: 1,
+                ..Counts::default()
+            },
+        },
+    }
+}
+
+/// Options of `cargo xtask test`.
+#[derive(Debug, Default)]
+struct TestArgs {
+    device: Option<String>,
+    kernel_only: bool,
+    filter: Vec<String>,
+}
+
+fn parse_test_args(args: &[String]) -> Result<TestArgs> {
+    let mut t = TestArgs::default();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--device" => t.device = Some(it.next().ok_or("--device needs a path")?.clone()),
+            "--kernel-only" => t.kernel_only = true,
+            s if s.starts_with('-') => return Err(format!("unknown option {s}").into()),
+            s => t.filter.push(s.to_string()),
+        }
+    }
+    Ok(t)
+}
+
+/// An in-kernel test executable found by cargo.
+#[derive(Debug, Clone)]
+struct KernelBinary {
+    /// `crate/target`, for reports.
+    name: String,
+    path: PathBuf,
+}
+
+/// Builds the test targets and returns the in-kernel ones (targets named `kernel*`).
+fn build_kernel_binaries(ws: &Path) -> Result<Vec<KernelBinary>> {
+    let out = cargo()
+        .args([
+            "test",
+            "--workspace",
+            "--no-run",
+            "--message-format=json-render-diagnostics",
+        ])
+        .current_dir(ws)
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    if !out.status.success() {
+        return Err("building the test binaries failed".into());
+    }
+    let mut bins = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if v["reason"] != "compiler-artifact" {
+            continue;
+        }
+        let target = &v["target"];
+        let is_test = target["kind"]
+            .as_array()
+            .is_some_and(|k| k.iter().any(|k| k == "test"));
+        let name = target["name"].as_str().unwrap_or_default();
+        if let (true, true, Some(exe)) = (
+            is_test,
+            name.starts_with("kernel"),
+            v["executable"].as_str(),
+        ) {
+            let package = v["package_id"].as_str().unwrap_or_default();
+            let package = package_name(package);
+            bins.push(KernelBinary {
+                name: format!("{package}/{name}"),
+                path: exe.into(),
+            });
+        }
+    }
+    bins.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(bins)
+}
+
+/// The package name from a cargo package id (`path+file:///x/crates/core#sgmap@0.1.0`).
+fn package_name(id: &str) -> &str {
+    let tail = id.rsplit('#').next().unwrap_or(id);
+    tail.split('@').next().unwrap_or(tail)
+}
+
+/// The phases every in-kernel run goes through, in one boot.
+fn kernel_phases(jobs: Vec<Job>) -> Vec<Phase> {
+    // 4096-byte sectors: the data-integrity tests again (their names hold "integrity").
+    let jobs_4k = jobs
+        .iter()
+        .filter(|j| j.argv.len() == 2)
+        .map(|j| Job {
+            argv: vec![j.argv[0].clone(), j.argv[1].clone(), "integrity".into()],
+            ..j.clone()
+        })
+        .collect();
+    vec![
+        Phase {
+            name: "512".into(),
+            scsi_debug: DEFAULT_SCSI_DEBUG.into(),
+            allow_dio: true,
+            jobs,
+        },
+        Phase {
+            name: "4k".into(),
+            scsi_debug: format!("{DEFAULT_SCSI_DEBUG} sector_size=4096"),
+            allow_dio: true,
+            jobs: jobs_4k,
+        },
+    ]
+}
+
+pub(crate) fn test(ws: &Path, args: &[String]) -> Result<()> {
+    let args = parse_test_args(args)?;
+    if !args.kernel_only {
+        eprintln!("xtask: host tests (in-kernel tests report as ignored here)");
+        cmd_ok(cargo().args(["test", "--workspace"]).current_dir(ws))?;
+    }
+    let bins = build_kernel_binaries(ws)?;
+    if bins.is_empty() {
+        return Err("no in-kernel test binaries (test targets named kernel*) were built".into());
+    }
+    let mut per_job: Vec<(String, Judge, Option<i32>, String)> = Vec::new();
+    if let Some(device) = &args.device {
+        eprintln!("xtask: running the in-kernel tests against {device} on this machine");
+        for b in &bins {
+            let out = Command::new(&b.path)
+                .arg("--test-threads=1")
+                .args(&args.filter)
+                .env("SGMAP_TEST_DEVICE", device)
+                .output()?;
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            per_job.push((b.name.clone(), Judge::Libtest, out.status.code(), text));
+        }
+    } else {
+        let tb = Testbed::ensure(ws)?;
+        let jobs = bins
+            .iter()
+            .map(|b| {
+                let mut argv = vec![b.path.display().to_string(), "--test-threads=1".into()];
+                argv.extend(args.filter.iter().cloned());
+                Job {
+                    name: b.name.clone(),
+                    argv,
+                    env: vec![],
+                    timeout_s: 900,
+                }
+            })
+            .collect();
+        let phases = kernel_phases(jobs);
+        eprintln!("xtask: booting the test bed (user-mode Linux, sg over scsi_debug)");
+        let report = tb.boot(&phases, Duration::from_secs(3000))?;
+        eprintln!(
+            "xtask: test bed ran {} jobs in {:.1}s (kernel up in {})",
+            report.jobs.len(),
+            report.elapsed.as_secs_f64(),
+            report.boot_s.map_or("?".into(), |s| format!("{s:.2}s"))
+        );
+        for j in report.jobs {
+            per_job.push((
+                format!("{} [{}]", j.name, j.phase),
+                Judge::Libtest,
+                j.status,
+                j.output,
+            ));
+        }
+    }
+    let mut total = Counts::default();
+    for (name, kind, status, output) in &per_job {
+        let c = judge(*kind, *status, output);
+        println!(
+            "\n===== in-kernel: {name} (exit {}) =====",
+            status.map_or("none".into(), |s| s.to_string())
+        );
+        println!("{}", output.trim_end());
+        total.add(c);
+    }
+    println!();
+    println!(
+        "in-kernel: {} passed, {} failed, {} skipped",
+        total.passed, total.failed, total.skipped
+    );
+    if total.failed > 0 {
+        return Err(format!("{} in-kernel test(s) failed", total.failed).into());
+    }
+    if total.passed == 0 {
+        return Err("no in-kernel test passed: nothing ran in the kernel".into());
+    }
+    Ok(())
+}
+
+/// `cargo xtask testbed [--scsi-debug PARAMS] [--no-dio] -- CMD ARGS`.
+pub(crate) fn testbed(ws: &Path, args: &[String]) -> Result<()> {
+    let mut scsi_debug = DEFAULT_SCSI_DEBUG.to_string();
+    let mut allow_dio = true;
+    let mut it = args.iter();
+    let mut argv = Vec::new();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--scsi-debug" => {
+                scsi_debug = it.next().ok_or("--scsi-debug needs parameters")?.clone()
+            }
+            "--no-dio" => allow_dio = false,
+            "--" => {
+                argv.extend(it.by_ref().cloned());
+            }
+            s => return Err(format!("unknown option {s} (put the command after --)").into()),
+        }
+    }
+    if argv.is_empty() {
+        return Err("no command given: cargo xtask testbed -- CMD [ARGS]".into());
+    }
+    let status = run_in_testbed(ws, &scsi_debug, allow_dio, "command", argv, vec![])?;
+    if status != Some(0) {
+        return Err(format!("the command exited with {status:?} inside the test bed").into());
+    }
+    Ok(())
+}
+
+/// Boots the test bed, runs one job, prints its output; returns its exit status.
+pub(crate) fn run_in_testbed(
+    ws: &Path,
+    scsi_debug: &str,
+    allow_dio: bool,
+    name: &str,
+    argv: Vec<String>,
+    env: Vec<(String, String)>,
+) -> Result<Option<i32>> {
+    let tb = Testbed::ensure(ws)?;
+    let phase = Phase {
+        name: "default".into(),
+        scsi_debug: scsi_debug.into(),
+        allow_dio,
+        jobs: vec![Job {
+            name: name.into(),
+            argv,
+            env,
+            timeout_s: 3000,
+        }],
+    };
+    let report = tb.boot(&[phase], Duration::from_secs(3300))?;
+    let job = &report.jobs[0];
+    print!("{}", job.output);
+    eprintln!(
+        "xtask: test bed done in {:.1}s (kernel up in {}), exit status {}",
+        report.elapsed.as_secs_f64(),
+        report.boot_s.map_or("?".into(), |s| format!("{s:.2}s")),
+        job.status
+            .map_or("none (killed?)".into(), |s| s.to_string())
+    );
+    if job.status.is_none() {
+        eprintln!("kernel console:\n{}", report.console);
+    }
+    Ok(job.status)
+}
+
+/// `cargo xtask demo`: builds the demo and runs it on the built-in scsi_debug disk.
+pub(crate) fn demo(ws: &Path, args: &[String]) -> Result<()> {
+    cmd_ok(
+        cargo()
+            .args(["build", "--release", "-p", "sgmap", "--example", "demo"])
+            .current_dir(ws),
+    )?;
+    let exe = ws.join("target/release/examples/demo");
+    let mut argv = vec![exe.display().to_string()];
+    argv.extend(args.iter().cloned());
+    let status = run_in_testbed(ws, DEFAULT_SCSI_DEBUG, true, "demo", argv, vec![])?;
+    if status != Some(0) {
+        return Err(format!("the demo exited with {status:?}").into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libtest_summaries_are_summed() {
+        let out = "test a ... ok\ntest result: ok. 3 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in 0.1s\n\
+                   test result: FAILED. 1 passed; 4 failed; 0 ignored; 0 measured; 0 filtered out\n";
+        assert_eq!(
+            parse_libtest(out),
+            Some(Counts {
+                passed: 4,
+                failed: 4,
+                skipped: 2
+            })
+        );
+        assert_eq!(parse_libtest("no summary here"), None);
+    }
+
+    #[test]
+    fn a_crash_is_never_a_pass() {
+        let ok = "test result: ok. 3 passed; 0 failed; 0 ignored;";
+        assert_eq!(
+            judge(Judge::Libtest, Some(0), ok),
+            Counts {
+                passed: 3,
+                failed: 0,
+                skipped: 0
+            }
+        );
+        assert_eq!(judge(Judge::Libtest, Some(101), ok).failed, 1);
+        assert_eq!(judge(Judge::Libtest, None, ok).failed, 1);
+        assert_eq!(judge(Judge::Libtest, Some(0), "").failed, 1);
+    }
+
+    #[test]
+    fn package_names_come_from_ids() {
+        assert_eq!(
+            package_name("path+file:///w/crates/core#sgmap@0.1.0"),
+            "sgmap"
+        );
+        assert_eq!(
+            package_name("path+file:///w/crates/sys#sgmap-sys@0.1.0"),
+            "sgmap-sys"
+        );
+    }
+}
