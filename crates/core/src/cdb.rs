@@ -1,0 +1,1 @@
+//! CDB building and validation.

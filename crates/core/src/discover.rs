@@ -1,0 +1,1 @@
+//! Finding sg devices through sysfs.

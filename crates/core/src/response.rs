@@ -1,0 +1,1 @@
+//! Decoding of the data that common commands return (INQUIRY, READ CAPACITY, ...).

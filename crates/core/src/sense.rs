@@ -1,0 +1,1 @@
+//! Sense data decoding: fixed and descriptor formats, sense keys, ASC/ASCQ text.
