@@ -256,7 +256,7 @@ impl Cdb {
     }
 
     /// INQUIRY (6 bytes, opcode 0x12) for the standard data, up to `alloc_len`
-    /// bytes (36 hold everything `response::Inquiry` decodes).
+    /// bytes (36 hold everything [`crate::response::Inquiry`] decodes).
     pub fn inquiry(alloc_len: u16) -> Cdb {
         let [hi, lo] = alloc_len.to_be_bytes();
         Cdb::fixed([INQUIRY, 0, 0, hi, lo, 0])
