@@ -1,1 +1,0 @@
-//! Sense data decoding: fixed and descriptor formats, sense keys, ASC/ASCQ text.
