@@ -125,7 +125,7 @@ pub struct sg_scsi_id {
     pub unused: [c_int; 2],
 }
 
-/// One slot of the table `SG_GET_REQUEST_TABLE` fills ([`SG_MAX_QUEUE`] of them).
+/// One slot of the table `SG_GET_REQUEST_TABLE` fills ([`SG_MAX_QUEUE`](crate::SG_MAX_QUEUE) of them).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct sg_req_info {

@@ -159,6 +159,35 @@ impl Knob {
         Self::set(Path::new(SCSI_DEBUG_SYSFS).join(name), value)
     }
 
+    /// Sets a scsi_debug module parameter that has no driver attribute (e.g. `wp`).
+    pub fn scsi_debug_param(name: &str, value: impl Display) -> Result<Self, Failed> {
+        Self::set(
+            Path::new("/sys/module/scsi_debug/parameters").join(name),
+            value,
+        )
+    }
+
+    /// Turns on one of scsi_debug's injected faults (`opts` bits) for every
+    /// command: injection needs `statistics=1` and `every_nth=1` as well.
+    /// Returns the guards; dropping them restores all three.
+    pub fn inject(opts: u32) -> Result<[Self; 3], Failed> {
+        let stats = Self::scsi_debug("statistics", 1)?;
+        let nth = Self::scsi_debug("every_nth", 1)?;
+        let opts = Self::scsi_debug("opts", opts)?;
+        // Dropped in array order: the fault goes first.
+        Ok([opts, nth, stats])
+    }
+
+    /// Gives every scsi_debug command `ns` nanoseconds of latency (`ndelay`).
+    /// Dropping the guards restores `ndelay` and then `delay`: setting
+    /// `ndelay` back to 0 makes the driver fall back to a one-jiffy `delay`,
+    /// which the second guard undoes.
+    pub fn latency_ns(ns: u64) -> Result<[Self; 2], Failed> {
+        let delay = Self::scsi_debug("delay", 0)?;
+        let ndelay = Self::scsi_debug("ndelay", ns)?;
+        Ok([ndelay, delay])
+    }
+
     /// Sets the sg driver's `allow_dio`.
     pub fn allow_dio(on: bool) -> Result<Self, Failed> {
         Self::set(ALLOW_DIO_SYSFS, u8::from(on))

@@ -1,0 +1,475 @@
+//! Opening an sg device, what it reports about itself, and running commands
+//! through caller buffers (indirect and direct IO).
+
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use sgmap_sys as sys;
+
+use crate::command::{Command, Data};
+use crate::error::{Error, Result};
+use crate::io::{page_size, Fd};
+use crate::outcome::{Mode, Outcome};
+
+/// How to open a device. Read-write by default.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    read_only: bool,
+    exclusive: bool,
+    nonblocking: bool,
+}
+
+impl OpenOptions {
+    /// Read-write, shared, blocking.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Opens read-only: the kernel then allows only read-safe commands
+    /// (INQUIRY, READ, ...) unless the caller has CAP_SYS_RAWIO, and an mmap-ed
+    /// reserved buffer can only be mapped for reading.
+    pub fn read_only(mut self, yes: bool) -> Self {
+        self.read_only = yes;
+        self
+    }
+
+    /// Opens with `O_EXCL`: no other open of the device while this one lasts.
+    pub fn exclusive(mut self, yes: bool) -> Self {
+        self.exclusive = yes;
+        self
+    }
+
+    /// Opens with `O_NONBLOCK`: an exclusive open fails instead of waiting, and
+    /// the async interface's `read()` returns at once when nothing is ready.
+    pub fn nonblocking(mut self, yes: bool) -> Self {
+        self.nonblocking = yes;
+        self
+    }
+
+    /// Opens `path` and checks that it is an sg device (or a block device
+    /// that accepts SG_IO).
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<Device> {
+        Device::open_with(path.as_ref(), *self)
+    }
+}
+
+/// What kind of node a [`Device`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeKind {
+    /// A `/dev/sgN` character device: every feature, including mmap-ed IO.
+    Sg,
+    /// A block device that accepts SG_IO (e.g. `/dev/sda`): no reserved buffer,
+    /// no mmap-ed IO.
+    Block,
+}
+
+/// The SCSI address and type of a device (`SG_GET_SCSI_ID`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScsiId {
+    /// Host adapter number.
+    pub host: u32,
+    /// Channel (bus).
+    pub channel: u32,
+    /// Target id.
+    pub target: u32,
+    /// Logical unit number.
+    pub lun: u64,
+    /// Peripheral device type (0 disk, 1 tape, 5 CD/DVD, ...).
+    pub device_type: u8,
+    /// Host adapter's commands per LUN.
+    pub host_cmd_per_lun: u16,
+    /// The device's queue depth.
+    pub queue_depth: u16,
+}
+
+/// An open SCSI generic device.
+///
+/// `Device` is `Send` and `Sync`: several threads may run commands on one
+/// handle at once (each `SG_IO` is its own request; the driver takes up to 16
+/// per fd). The fd closes when the `Device` is dropped.
+///
+/// ```no_run
+/// let dev = sgmap::Device::open("/dev/sg0")?;
+/// let inq = dev.inquiry()?;
+/// println!("{} {} rev {}", inq.vendor, inq.product, inq.revision);
+/// # Ok::<(), sgmap::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Device {
+    fd: Fd,
+    version: u32,
+    kind: NodeKind,
+    read_only: bool,
+    block_size: OnceLock<u32>,
+    max_transfer: OnceLock<usize>,
+}
+
+fn open_hint(errno: Option<i32>) -> &'static str {
+    match errno.map(Errno::from_raw) {
+        Some(Errno::ENOENT) => {
+            "no such node: list sg devices with `sgmap list` (or /sys/class/scsi_generic); \
+             the sg module may not be loaded (modprobe sg)"
+        }
+        Some(Errno::EACCES) | Some(Errno::EPERM) => {
+            "permission denied: sg nodes are usually root:disk mode 0660; run as root, join the \
+             owning group, or open read-only"
+        }
+        Some(Errno::EBUSY) => {
+            "the device is held open exclusively by another process, or others have it open and \
+             exclusive access was asked for"
+        }
+        Some(Errno::ENXIO) | Some(Errno::ENODEV) => "no device is behind this node any more",
+        Some(Errno::EROFS) => "read-only file system: open read-only",
+        Some(Errno::EAGAIN) => "an exclusive open would block; retry or open without O_NONBLOCK",
+        _ => "check the path",
+    }
+}
+
+impl Device {
+    /// Opens `path` read-write. See [`OpenOptions`] for other modes.
+    pub fn open(path: impl AsRef<Path>) -> Result<Device> {
+        Self::open_with(path.as_ref(), OpenOptions::default())
+    }
+
+    /// Options for opening a device.
+    pub fn options() -> OpenOptions {
+        OpenOptions::new()
+    }
+
+    fn open_with(path: &Path, opts: OpenOptions) -> Result<Device> {
+        let mut flags = libc::O_CLOEXEC;
+        if opts.exclusive {
+            flags |= libc::O_EXCL;
+        }
+        if opts.nonblocking {
+            flags |= libc::O_NONBLOCK;
+        }
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(!opts.read_only)
+            .custom_flags(flags)
+            .open(path)
+            .map_err(|source| Error::Open {
+                path: path.to_path_buf(),
+                hint: open_hint(source.raw_os_error()),
+                source,
+            })?;
+        let meta = file.metadata().map_err(|source| Error::Open {
+            path: path.to_path_buf(),
+            hint: "fstat failed",
+            source,
+        })?;
+        let ft = meta.file_type();
+        let kind = if ft.is_char_device() {
+            NodeKind::Sg
+        } else if ft.is_block_device() {
+            NodeKind::Block
+        } else {
+            let what = if ft.is_dir() {
+                "a directory"
+            } else if ft.is_file() {
+                "a regular file"
+            } else {
+                "not a device node"
+            };
+            return Err(Error::NotSg {
+                path: path.to_path_buf(),
+                reason: format!("it is {what}; use a /dev/sgN node (see `sgmap list`)"),
+            });
+        };
+        let fd = Fd::new(OwnedFd::from(file), path.to_path_buf());
+        let version = match fd.get_int("SG_GET_VERSION_NUM", sys::ioctl::sg_get_version_num) {
+            Ok(v) => v,
+            Err(e)
+                if matches!(
+                    e.errno(),
+                    Some(Errno::ENOTTY | Errno::EINVAL | Errno::ENOSYS | Errno::EOPNOTSUPP)
+                ) =>
+            {
+                return Err(Error::NotSg {
+                    path: path.to_path_buf(),
+                    reason: not_sg_reason(meta.rdev(), kind),
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Device {
+            fd,
+            version: u32::try_from(version).unwrap_or(0),
+            kind,
+            read_only: opts.read_only,
+            block_size: OnceLock::new(),
+            max_transfer: OnceLock::new(),
+        })
+    }
+
+    /// The path this device was opened from.
+    pub fn path(&self) -> &Path {
+        self.fd.path()
+    }
+
+    /// The sg driver version, e.g. 30536 for 3.5.36.
+    pub fn driver_version(&self) -> u32 {
+        self.version
+    }
+
+    /// What kind of node this is.
+    pub fn kind(&self) -> NodeKind {
+        self.kind
+    }
+
+    /// Whether the device was opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Whether this node supports mmap-ed IO (an sg node, driver ≥ 3.1.22).
+    pub fn supports_mmap(&self) -> bool {
+        self.kind == NodeKind::Sg && self.version >= sys::SG_MMAP_MIN_VERSION as u32
+    }
+
+    /// The SCSI address and type of the device (`SG_GET_SCSI_ID`).
+    pub fn scsi_id(&self) -> Result<ScsiId> {
+        let id = self.fd.scsi_id()?;
+        Ok(ScsiId {
+            host: id.host_no as u32,
+            channel: id.channel as u32,
+            target: id.scsi_id as u32,
+            lun: id.lun as u64,
+            device_type: id.scsi_type as u8,
+            host_cmd_per_lun: id.h_cmd_per_lun as u16,
+            queue_depth: id.d_queue_depth as u16,
+        })
+    }
+
+    /// The host's scatter-gather table size (`SG_GET_SG_TABLESIZE`).
+    pub fn sg_table_size(&self) -> Result<u32> {
+        self.fd
+            .get_int("SG_GET_SG_TABLESIZE", sys::ioctl::sg_get_sg_tablesize)
+            .map(|v| v as u32)
+    }
+
+    /// The fd's default timeout for the old interface (`SG_GET_TIMEOUT`).
+    /// Commands sent by sgmap carry their own timeout ([`Command::timeout`]).
+    pub fn default_timeout(&self) -> Result<Duration> {
+        let ticks = self.fd.default_timeout_ticks()?;
+        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .unwrap_or(100);
+        Ok(Duration::from_millis(
+            ticks.max(0) as u64 * 1000 / hz.max(1) as u64,
+        ))
+    }
+
+    /// The size of this fd's reserved buffer as the kernel granted it
+    /// (`SG_GET_RESERVED_SIZE`).
+    pub fn reserved_size(&self) -> Result<usize> {
+        self.fd
+            .get_int("SG_GET_RESERVED_SIZE", sys::ioctl::sg_get_reserved_size)
+            .map(|v| v.max(0) as usize)
+    }
+
+    /// Asks for a reserved buffer of `bytes` (rounded up to a page) and returns
+    /// what the kernel granted, which may be less: it clamps to the queue's
+    /// maximum transfer and halves on allocation failure. Only an unmapped
+    /// device can do this: [`Device::map_reserved`] consumes the `Device`,
+    /// because the kernel refuses any change for the life of the fd once it
+    /// has been mapped.
+    pub fn set_reserved_size(&mut self, bytes: usize) -> Result<usize> {
+        if self.kind != NodeKind::Sg {
+            return Err(self.fd.invalid(
+                "SG_SET_RESERVED_SIZE",
+                "only /dev/sgN nodes have a reserved buffer",
+            ));
+        }
+        let page = page_size();
+        let rounded = bytes.div_ceil(page).saturating_mul(page);
+        let want = i32::try_from(rounded).map_err(|_| {
+            self.fd.invalid(
+                "SG_SET_RESERVED_SIZE",
+                format!("{bytes} bytes is more than the driver can take"),
+            )
+        })?;
+        self.fd.set_int(
+            "SG_SET_RESERVED_SIZE",
+            sys::ioctl::sg_set_reserved_size,
+            want,
+        )?;
+        self.reserved_size()
+    }
+
+    /// The largest transfer one command can carry on this device, in bytes:
+    /// the queue's `max_sectors` limit, read by asking a second fd for an
+    /// oversized reserved buffer and reading back the clamp. Cached.
+    pub fn max_transfer(&self) -> usize {
+        *self
+            .max_transfer
+            .get_or_init(|| probe_max_transfer(self.path(), self.kind).unwrap_or(64 * 1024))
+    }
+
+    /// Runs `cmd` with `data` through the caller's buffer: indirect IO, or
+    /// direct IO when [`Command::direct`] asked for it (the outcome says which
+    /// really happened). Never retries; a SCSI failure is in the outcome
+    /// ([`Outcome::check`] turns it into an error).
+    pub fn execute(&self, cmd: &Command, mut data: Data<'_>) -> Result<Outcome> {
+        let mode = if data.is_empty() {
+            Mode::NoData
+        } else if cmd.wants_direct() {
+            Mode::Direct
+        } else {
+            Mode::Indirect
+        };
+        let (dir, len, ptr) = (data.direction(), data.len(), data.as_ptr());
+        // SAFETY: `data` borrows the buffer (exclusively for FromDevice) for
+        // this whole call, and `ptr`/`len` describe exactly that buffer.
+        unsafe { self.fd.sg_io(cmd, dir, ptr, len, mode) }
+    }
+
+    pub(crate) fn fd(&self) -> &Fd {
+        &self.fd
+    }
+
+    pub(crate) fn cached_block_size(&self) -> &OnceLock<u32> {
+        &self.block_size
+    }
+}
+
+impl AsFd for Device {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Says what a node that rejected SG_GET_VERSION_NUM is.
+fn not_sg_reason(rdev: u64, kind: NodeKind) -> String {
+    let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+    let class = if kind == NodeKind::Sg {
+        "char"
+    } else {
+        "block"
+    };
+    let link = std::fs::read_link(format!("/sys/dev/{class}/{major}:{minor}")).unwrap_or_default();
+    if link.to_string_lossy().contains("nvme") {
+        "it is an NVMe device, which does not speak SCSI generic; use NVMe passthrough \
+         (e.g. nvme-cli), or a /dev/sgN node of a SCSI device"
+            .into()
+    } else {
+        format!(
+            "this {class} device ({major}:{minor}) does not accept sg ioctls; use a /dev/sgN node \
+             (see `sgmap list` or /sys/class/scsi_generic)"
+        )
+    }
+}
+
+/// Reads the queue's max transfer: the kernel clamps SG_SET_RESERVED_SIZE to it.
+fn probe_max_transfer(path: &Path, kind: NodeKind) -> Option<usize> {
+    if kind == NodeKind::Block {
+        return None;
+    }
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .ok()?;
+    let fd = Fd::new(OwnedFd::from(file), PathBuf::from(path));
+    fd.set_int(
+        "SG_SET_RESERVED_SIZE",
+        sys::ioctl::sg_set_reserved_size,
+        i32::MAX,
+    )
+    .ok()?;
+    let got = fd
+        .get_int("SG_GET_RESERVED_SIZE", sys::ioctl::sg_get_reserved_size)
+        .ok()?;
+    (got > 0).then_some(got as usize)
+}
+
+/// The state of one of an fd's request slots (`SG_GET_REQUEST_TABLE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestState {
+    /// Submitted, in flight in the device.
+    InFlight,
+    /// Done, waiting to be collected with `read()`.
+    Done,
+}
+
+/// One active request of an fd, as the driver reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestInfo {
+    /// In flight or done.
+    pub state: RequestState,
+    /// The request's `pack_id`.
+    pub pack_id: i32,
+    /// Whether the request came from an interrupted `SG_IO`.
+    pub orphan: bool,
+    /// Whether `SG_IO` (rather than `write()`) owns it.
+    pub sg_io_owned: bool,
+    /// Milliseconds since submission (in flight) or the request's duration (done).
+    pub duration_ms: u32,
+}
+
+impl Device {
+    /// The fd's active requests (`SG_GET_REQUEST_TABLE`): how many commands
+    /// the driver itself holds for this fd right now.
+    pub fn requests(&self) -> Result<Vec<RequestInfo>> {
+        Ok(self
+            .fd
+            .request_table()?
+            .iter()
+            .filter_map(|r| {
+                let state = match r.req_state {
+                    1 => RequestState::InFlight,
+                    2 => RequestState::Done,
+                    _ => return None,
+                };
+                Some(RequestInfo {
+                    state,
+                    pack_id: r.pack_id,
+                    orphan: r.orphan != 0,
+                    sg_io_owned: r.sg_io_owned != 0,
+                    duration_ms: r.duration,
+                })
+            })
+            .collect())
+    }
+
+    /// Completed requests waiting for `read()` (`SG_GET_NUM_WAITING`).
+    pub fn num_waiting(&self) -> Result<usize> {
+        self.fd
+            .get_int("SG_GET_NUM_WAITING", sys::ioctl::sg_get_num_waiting)
+            .map(|v| v.max(0) as usize)
+    }
+}
+
+/// What [`Device::reset`] resets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Reset {
+    /// The logical unit.
+    Device = sys::SG_SCSI_RESET_DEVICE,
+    /// The bus (target reset on modern transports).
+    Bus = sys::SG_SCSI_RESET_BUS,
+    /// The host adapter.
+    Host = sys::SG_SCSI_RESET_HOST,
+}
+
+impl Device {
+    /// Resets the device, bus or host (`SG_SCSI_RESET`; needs CAP_SYS_ADMIN
+    /// and CAP_SYS_RAWIO). Commands afterwards get a UNIT ATTENTION once.
+    pub fn reset(&self, what: Reset) -> Result<()> {
+        self.fd
+            .set_int("SG_SCSI_RESET", sys::ioctl::sg_scsi_reset, what as i32)
+    }
+}
+
+impl std::os::fd::AsRawFd for Device {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_fd().as_raw_fd()
+    }
+}

@@ -1,0 +1,246 @@
+//! The one place that talks to the sg driver: the fd, its ioctls, and turning
+//! an [`sg_io_hdr`](sgmap_sys::sg_io_hdr) into an [`Outcome`].
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use sgmap_sys as sys;
+
+use crate::cdb::Cdb;
+use crate::command::{Command, Direction};
+use crate::error::{Error, OsErrorKind, Result};
+use crate::outcome::{Fallback, Mode, Outcome};
+use crate::sense::Sense;
+
+/// Longest sense buffer the v3 interface can return (`mx_sb_len` is a byte).
+pub(crate) const SENSE_LEN: usize = 252;
+
+/// An open sg fd and the path it came from, for error messages.
+#[derive(Debug)]
+pub(crate) struct Fd {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl Fd {
+    pub(crate) fn new(fd: OwnedFd, path: PathBuf) -> Self {
+        Self { fd, path }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn os_error(&self, command: impl Into<String>, errno: Errno) -> Error {
+        Error::Os {
+            device: self.path.clone(),
+            command: command.into(),
+            errno,
+            kind: OsErrorKind::from_errno(errno),
+        }
+    }
+
+    pub(crate) fn invalid(&self, command: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::InvalidRequest {
+            device: self.path.clone(),
+            command: command.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// An `int`-returning `_GET_` ioctl.
+    pub(crate) fn get_int(
+        &self,
+        name: &'static str,
+        f: unsafe fn(i32, *mut i32) -> nix::Result<i32>,
+    ) -> Result<i32> {
+        let mut v = 0;
+        // SAFETY: `f` is one of sgmap-sys's `_GET_` wrappers, which write one
+        // int through the pointer; `v` is a valid int and the fd is open.
+        unsafe { f(self.fd.as_raw_fd(), &mut v) }.map_err(|e| self.os_error(name, e))?;
+        Ok(v)
+    }
+
+    /// An `int`-taking `_SET_` ioctl.
+    pub(crate) fn set_int(
+        &self,
+        name: &'static str,
+        f: unsafe fn(i32, *const i32) -> nix::Result<i32>,
+        value: i32,
+    ) -> Result<()> {
+        // SAFETY: `f` is one of sgmap-sys's `_SET_` wrappers, which read one int
+        // through the pointer; `value` lives across the call and the fd is open.
+        unsafe { f(self.fd.as_raw_fd(), &value) }.map_err(|e| self.os_error(name, e))?;
+        Ok(())
+    }
+
+    pub(crate) fn scsi_id(&self) -> Result<sys::sg_scsi_id> {
+        let mut id = sys::sg_scsi_id::default();
+        // SAFETY: `id` is a valid sg_scsi_id for the kernel to fill; the fd is open.
+        unsafe { sys::ioctl::sg_get_scsi_id(self.fd.as_raw_fd(), &mut id) }
+            .map_err(|e| self.os_error("SG_GET_SCSI_ID", e))?;
+        Ok(id)
+    }
+
+    pub(crate) fn request_table(&self) -> Result<[sys::sg_req_info; sys::SG_MAX_QUEUE]> {
+        let mut t = [sys::sg_req_info::default(); sys::SG_MAX_QUEUE];
+        // SAFETY: `t` is an array of SG_MAX_QUEUE entries, as the ioctl expects.
+        unsafe { sys::ioctl::sg_get_request_table(self.fd.as_raw_fd(), &mut t) }
+            .map_err(|e| self.os_error("SG_GET_REQUEST_TABLE", e))?;
+        Ok(t)
+    }
+
+    /// SG_GET_TIMEOUT returns the value itself.
+    pub(crate) fn default_timeout_ticks(&self) -> Result<i32> {
+        // SAFETY: SG_GET_TIMEOUT takes no argument; the fd is open.
+        unsafe { sys::ioctl::sg_get_timeout(self.fd.as_raw_fd()) }
+            .map_err(|e| self.os_error("SG_GET_TIMEOUT", e))
+    }
+
+    /// Runs one command synchronously with `SG_IO`.
+    ///
+    /// # Safety
+    ///
+    /// `data` must be valid for reads (`ToDevice`) or writes (`FromDevice`) of
+    /// `len` bytes until this returns, and nothing else may access it meanwhile;
+    /// it is ignored (and may be null) for `Mode::Mmap` and `Direction::None`.
+    pub(crate) unsafe fn sg_io(
+        &self,
+        cmd: &Command,
+        direction: Direction,
+        data: *mut u8,
+        len: usize,
+        mode: Mode,
+    ) -> Result<Outcome> {
+        let mut sense = [0u8; SENSE_LEN];
+        let mut hdr = prepare(cmd, direction, data, len, mode, &mut sense)
+            .map_err(|r| self.invalid(crate::outcome::command_name(cmd.cdb()), r))?;
+        // SAFETY: `hdr` points at `cmd`'s CDB and `sense`, which live across the call,
+        // and at the caller's `data`, valid for `len` bytes per this function's
+        // contract (or null for mmap IO and no-data commands).
+        unsafe { sys::ioctl::sg_io(self.fd.as_raw_fd(), &mut hdr) }
+            .map_err(|e| self.os_error(crate::outcome::command_name(cmd.cdb()), e))?;
+        Ok(finish(&hdr, *cmd.cdb(), &sense, mode, data, len))
+    }
+}
+
+impl AsFd for Fd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Fills an `sg_io_hdr` for `cmd`. Errors are reasons to refuse the request.
+pub(crate) fn prepare(
+    cmd: &Command,
+    direction: Direction,
+    data: *mut u8,
+    len: usize,
+    mode: Mode,
+    sense: &mut [u8; SENSE_LEN],
+) -> std::result::Result<sys::sg_io_hdr, String> {
+    if len >= sys::SG_MAX_DXFER_LEN as usize {
+        return Err(format!(
+            "a transfer of {len} bytes is too long: the sg driver takes less than 256 MiB per command; split it"
+        ));
+    }
+    if direction == Direction::None && len != 0 {
+        return Err("a command without a data direction cannot transfer data".into());
+    }
+    let mut hdr = sys::sg_io_hdr::new();
+    let cdb = cmd.cdb().as_bytes();
+    hdr.cmd_len = cdb.len() as u8;
+    // The kernel only reads the CDB.
+    hdr.cmdp = cdb.as_ptr().cast_mut();
+    hdr.mx_sb_len = SENSE_LEN as u8;
+    hdr.sbp = sense.as_mut_ptr();
+    hdr.dxfer_direction = match direction {
+        Direction::None => sys::SG_DXFER_NONE,
+        Direction::FromDevice => sys::SG_DXFER_FROM_DEV,
+        Direction::ToDevice => sys::SG_DXFER_TO_DEV,
+    };
+    hdr.dxfer_len = len as u32;
+    hdr.timeout = cmd.timeout_ms();
+    hdr.flags = match mode {
+        // dxferp stays NULL: a non-NULL pointer makes the block layer copy.
+        Mode::Mmap => sys::SG_FLAG_MMAP_IO,
+        Mode::Direct => sys::SG_FLAG_DIRECT_IO,
+        _ => 0,
+    };
+    if cmd.queues_at_tail() {
+        hdr.flags |= sys::SG_FLAG_Q_AT_TAIL;
+    }
+    if mode != Mode::Mmap && len != 0 {
+        hdr.dxferp = data.cast();
+    }
+    Ok(hdr)
+}
+
+/// Builds the [`Outcome`] from a completed header.
+pub(crate) fn finish(
+    hdr: &sys::sg_io_hdr,
+    cdb: Cdb,
+    sense: &[u8],
+    requested_mode: Mode,
+    data: *const u8,
+    len: usize,
+) -> Outcome {
+    let requested = hdr.dxfer_len as usize;
+    let resid = usize::try_from(hdr.resid).unwrap_or(0).min(requested);
+    let sense_len = usize::from(hdr.sb_len_wr).min(sense.len());
+    let how = hdr.info & sys::SG_INFO_DIRECT_IO_MASK;
+    let mode = if hdr.dxfer_direction == sys::SG_DXFER_NONE || requested == 0 {
+        Mode::NoData
+    } else {
+        match requested_mode {
+            Mode::Mmap => Mode::Mmap,
+            _ if how == sys::SG_INFO_DIRECT_IO => Mode::Direct,
+            _ if how == sys::SG_INFO_MIXED_IO => Mode::Mixed,
+            _ => Mode::Indirect,
+        }
+    };
+    let fallback = (requested_mode == Mode::Direct && mode == Mode::Indirect)
+        .then(|| fallback_reason(data, len));
+    Outcome {
+        cdb,
+        status: hdr.status,
+        host_status: hdr.host_status,
+        driver_status: hdr.driver_status,
+        info: hdr.info,
+        sense: if sense_len > 0 {
+            Sense::parse(&sense[..sense_len])
+        } else {
+            None
+        },
+        requested,
+        resid,
+        duration: Duration::from_millis(u64::from(hdr.duration)),
+        requested_mode,
+        mode,
+        fallback,
+    }
+}
+
+/// Why the kernel did indirect IO when direct was asked for.
+fn fallback_reason(data: *const u8, len: usize) -> Fallback {
+    if crate::discover::allow_dio() == Some(false) {
+        Fallback::AllowDioOff
+    } else if (data as usize) % page_size() != 0 || len % 512 != 0 {
+        Fallback::Misaligned
+    } else {
+        Fallback::Unknown
+    }
+}
+
+/// The system page size.
+pub(crate) fn page_size() -> usize {
+    static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *PAGE.get_or_init(|| {
+        nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+            .ok()
+            .flatten()
+            .map_or(4096, |v| v as usize)
+    })
+}

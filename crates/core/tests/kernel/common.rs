@@ -1,0 +1,112 @@
+//! Shared helpers of the in-kernel tests.
+
+use sgmap::{BlockIo, Device, DirectBuf, MappedDevice};
+use sgmap_testkit::{ensure, pattern, Ctx, Failed};
+
+/// Opens the device under test and passes over any pending UNIT ATTENTION.
+pub(crate) fn open(ctx: &Ctx) -> Result<Device, Failed> {
+    let dev = Device::open(&ctx.device)?;
+    dev.wait_ready()?;
+    Ok(dev)
+}
+
+/// The three ways data can move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Way {
+    Indirect,
+    Direct,
+    Mmap,
+}
+
+pub(crate) const WAYS: [Way; 3] = [Way::Indirect, Way::Direct, Way::Mmap];
+
+/// Writes `data` at `lba` with `way`.
+pub(crate) fn write_with(ctx: &Ctx, way: Way, lba: u64, data: &[u8]) -> Result<(), Failed> {
+    let dev = open(ctx)?;
+    let block = dev.block_size()? as usize;
+    match way {
+        Way::Indirect => {
+            let t = dev.write_blocks(lba, data, BlockIo::indirect())?;
+            ensure(
+                t.bytes == data.len(),
+                format!("indirect write moved {} bytes", t.bytes),
+            )
+        }
+        Way::Direct => {
+            let buf = DirectBuf::from_slice(data);
+            let t = dev.write_blocks(lba, &buf, BlockIo::direct())?;
+            ensure(
+                t.bytes == data.len(),
+                format!("direct write moved {} bytes", t.bytes),
+            )?;
+            ensure(
+                t.mode == sgmap::Mode::Direct,
+                format!("direct write ran as {} ({:?})", t.mode, t.fallback),
+            )
+        }
+        Way::Mmap => {
+            let mut m: MappedDevice = dev.map_reserved(data.len())?;
+            ensure(
+                m.len() >= data.len(),
+                format!("granted {} < {}", m.len(), data.len()),
+            )?;
+            m.as_mut_slice().ok_or("read-write mapping")?[..data.len()].copy_from_slice(data);
+            let out = m.write_blocks(lba, (data.len() / block) as u32)?;
+            ensure(
+                out.mode == sgmap::Mode::Mmap,
+                format!("mmap write ran as {}", out.mode),
+            )?;
+            ensure(out.transferred() == data.len(), "mmap write length")
+        }
+    }
+}
+
+/// Reads `len` bytes at `lba` with `way`.
+pub(crate) fn read_with(ctx: &Ctx, way: Way, lba: u64, len: usize) -> Result<Vec<u8>, Failed> {
+    let dev = open(ctx)?;
+    let block = dev.block_size()? as usize;
+    match way {
+        Way::Indirect => {
+            let mut buf = vec![0u8; len];
+            dev.read_blocks(lba, &mut buf, BlockIo::indirect())?;
+            Ok(buf)
+        }
+        Way::Direct => {
+            let mut buf = DirectBuf::new(len);
+            let t = dev.read_blocks(lba, &mut buf, BlockIo::direct())?;
+            ensure(
+                t.mode == sgmap::Mode::Direct,
+                format!("direct read ran as {} ({:?})", t.mode, t.fallback),
+            )?;
+            Ok(buf.to_vec())
+        }
+        Way::Mmap => {
+            let mut m = dev.map_reserved(len)?;
+            let data = m.read_blocks(lba, (len / block) as u32)?;
+            Ok(data.to_vec())
+        }
+    }
+}
+
+/// A pattern of `len` bytes distinct per seed and block.
+pub(crate) fn data(seed: u64, lba: u64, block: usize, len: usize) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    pattern(seed, lba, block, &mut v);
+    v
+}
+
+/// Fails at the first differing byte.
+pub(crate) fn same(got: &[u8], want: &[u8], what: &str) -> Result<(), Failed> {
+    ensure(
+        got.len() == want.len(),
+        format!("{what}: {} bytes, expected {}", got.len(), want.len()),
+    )?;
+    match got.iter().zip(want).position(|(a, b)| a != b) {
+        Some(i) => Err(format!(
+            "{what}: first difference at byte {i} (got {:#04x}, want {:#04x})",
+            got[i], want[i]
+        )
+        .into()),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,20 @@
+//! In-kernel tests of the safe core, run by `cargo xtask test` inside the
+//! user-mode Linux test bed against the scsi_debug disk (and skipped, as
+//! ignored, on a host without `SGMAP_TEST_DEVICE`).
+
+mod common;
+mod faults;
+mod mmap;
+mod modes;
+mod open;
+
+use sgmap_testkit::KernelTest;
+
+fn main() -> std::process::ExitCode {
+    let mut tests: Vec<KernelTest> = Vec::new();
+    tests.extend(open::TESTS);
+    tests.extend(mmap::TESTS);
+    tests.extend(modes::TESTS);
+    tests.extend(faults::TESTS);
+    sgmap_testkit::run(&tests)
+}

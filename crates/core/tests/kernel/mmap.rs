@@ -1,0 +1,235 @@
+//! The mmap contract: granted size, frozen size, length checks, views, fork,
+//! read-only mappings.
+
+use std::os::fd::AsRawFd;
+
+use sgmap::{cdb::Cdb, Access, Command, Device, Direction, Error, Mode};
+use sgmap_testkit::{ensure, ensure_eq, Ctx, Failed, KernelTest};
+
+use crate::common::{data, open, same};
+
+pub(crate) const TESTS: [KernelTest; 9] = [
+    KernelTest::scsi_debug(
+        "reserved_size_is_clamped_to_the_queue_limit_and_read_back",
+        granted_is_clamped,
+    ),
+    KernelTest::device("reserved_request_is_rounded_up_to_a_page", rounded_to_page),
+    KernelTest::device("mapped_fd_refuses_resize_forever_ebusy", frozen_after_map),
+    KernelTest::device(
+        "mmap_transfer_longer_than_mapping_is_refused_before_the_kernel",
+        length_checked,
+    ),
+    KernelTest::device("mmap_with_direct_is_refused", mmap_and_direct),
+    KernelTest::scsi_debug(
+        "views_are_separate_mappings_of_one_buffer_read_by_threads",
+        views,
+    ),
+    KernelTest::scsi_debug(
+        "fork_child_reads_what_the_parent_fetched_with_mmap",
+        fork_shares_buffer,
+    ),
+    KernelTest::scsi_debug(
+        "read_only_handle_maps_read_only_and_reads",
+        read_only_mapping,
+    ),
+    KernelTest::scsi_debug("transfer_split_by_max_transfer_or_refused", split_or_refuse),
+];
+
+const LBA: u64 = 20_000;
+
+fn granted_is_clamped(ctx: &Ctx) -> Result<(), Failed> {
+    let dev = open(ctx)?;
+    let max = dev.max_transfer();
+    // scsi_debug's queue takes max_sectors 2560 (1,310,720 bytes) unless raised.
+    ensure_eq(max, 1_310_720, "max transfer of scsi_debug")?;
+    let m = dev.map_reserved(64 << 20)?;
+    ensure_eq(
+        m.granted(),
+        max,
+        "granted = the clamp, not the 64 MiB asked for",
+    )?;
+    ensure_eq(
+        m.len(),
+        max / 4096 * 4096,
+        "mapped length = granted, page-rounded down",
+    )?;
+    ensure_eq(
+        m.device_info().reserved_size()?,
+        m.granted(),
+        "SG_GET_RESERVED_SIZE agrees",
+    )?;
+    Ok(())
+}
+
+fn rounded_to_page(ctx: &Ctx) -> Result<(), Failed> {
+    let mut dev = open(ctx)?;
+    ensure_eq(
+        dev.set_reserved_size(5000)?,
+        8192,
+        "5000 bytes asked, a page multiple granted",
+    )?;
+    let m = dev.map_reserved(10_000)?;
+    ensure_eq(m.len(), 12_288, "mapped three pages")?;
+    Ok(())
+}
+
+fn frozen_after_map(ctx: &Ctx) -> Result<(), Failed> {
+    let dev = open(ctx)?;
+    let m = dev.map_reserved(64 * 1024)?;
+    // The type has no resize; show the kernel's rule underneath it.
+    let want: i32 = 128 * 1024;
+    // SAFETY: `want` is a valid int for the ioctl to read; the fd is open.
+    let r = unsafe { sgmap_sys::ioctl::sg_set_reserved_size(m.as_raw_fd(), &want) };
+    ensure_eq(
+        r,
+        Err(nix::errno::Errno::EBUSY),
+        "SG_SET_RESERVED_SIZE after mmap",
+    )?;
+    ensure_eq(
+        m.device_info().reserved_size()?,
+        64 * 1024,
+        "size unchanged",
+    )?;
+    Ok(())
+}
+
+fn length_checked(ctx: &Ctx) -> Result<(), Failed> {
+    let dev = open(ctx)?;
+    let mut m = dev.map_reserved(64 * 1024)?;
+    let cmd = Command::new(Cdb::read_10(0, 256)); // 128 KiB
+    match m.execute(&cmd, Direction::FromDevice, 128 * 1024) {
+        Err(Error::InvalidRequest { reason, .. }) => ensure(reason.contains("65536"), reason),
+        other => Err(format!("expected a refusal, got {other:?}").into()),
+    }?;
+    let out = m.execute(
+        &Command::new(Cdb::read_10(0, 128)),
+        Direction::FromDevice,
+        64 * 1024,
+    )?;
+    ensure_eq(out.mode, Mode::Mmap, "a fitting transfer runs mmap-ed")?;
+    Ok(())
+}
+
+fn mmap_and_direct(ctx: &Ctx) -> Result<(), Failed> {
+    let mut m = open(ctx)?.map_reserved(64 * 1024)?;
+    let cmd = Command::new(Cdb::read_10(0, 8)).direct();
+    match m.execute(&cmd, Direction::FromDevice, 4096) {
+        Err(Error::InvalidRequest { reason, .. }) => ensure(reason.contains("direct"), reason),
+        other => Err(format!("expected a refusal, got {other:?}").into()),
+    }
+}
+
+fn views(ctx: &Ctx) -> Result<(), Failed> {
+    let dev = open(ctx)?;
+    let block = dev.block_size()? as usize;
+    let len = 256 * 1024;
+    let want = data(11, LBA, block, len);
+    crate::common::write_with(ctx, crate::common::Way::Indirect, LBA, &want)?;
+    let mut m = dev.map_reserved(len)?;
+    m.read_blocks(LBA, (len / block) as u32)?;
+    let v1 = m.view()?;
+    let v2 = m.view()?;
+    ensure(
+        v1.as_ptr() != v2.as_ptr() && v1.as_ptr() != m.as_slice().as_ptr(),
+        "distinct mappings",
+    )?;
+    std::thread::scope(|s| {
+        let a = s.spawn(|| same(&v1, &want, "view 1"));
+        let b = s.spawn(|| same(&v2, &want, "view 2"));
+        a.join().map_err(|_| "view 1 thread panicked")??;
+        b.join().map_err(|_| "view 2 thread panicked")??;
+        Ok::<(), Failed>(())
+    })?;
+    drop((v1, v2));
+    // With the views gone, commands run again.
+    m.read_blocks(LBA, 1)?;
+    Ok(())
+}
+
+fn fork_shares_buffer(ctx: &Ctx) -> Result<(), Failed> {
+    let dev = open(ctx)?;
+    let block = dev.block_size()? as usize;
+    let len = 64 * 1024;
+    let want = data(12, LBA + 1000, block, len);
+    crate::common::write_with(ctx, crate::common::Way::Indirect, LBA + 1000, &want)?;
+    let mut m = dev.map_reserved(len)?;
+    m.read_blocks(LBA + 1000, (len / block) as u32)?;
+    let view = m.view()?;
+    // SAFETY: the child only reads memory and calls _exit; it runs no
+    // destructors and takes no locks another thread may hold.
+    let pid = unsafe { libc::fork() };
+    ensure(pid >= 0, "fork")?;
+    if pid == 0 {
+        let ok = view[..] == want[..] && m.as_slice()[..] == want[..];
+        // SAFETY: ends the child at once, as after fork one must.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child just forked.
+    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+    ensure_eq(r, pid, "waitpid")?;
+    ensure(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        format!("child saw other bytes (status {status})"),
+    )?;
+    drop(view);
+    // The parent's handle still works after the child exited.
+    let again = data(13, LBA + 2000, block, len);
+    m.as_mut_slice().ok_or("writable")?.copy_from_slice(&again);
+    m.write_blocks(LBA + 2000, (len / block) as u32)?;
+    m.as_mut_slice().ok_or("writable")?.fill(0);
+    let got = m.read_blocks(LBA + 2000, (len / block) as u32)?;
+    same(got, &again, "parent after fork")
+}
+
+fn read_only_mapping(ctx: &Ctx) -> Result<(), Failed> {
+    let block = open(ctx)?.block_size()? as usize;
+    let want = data(14, LBA + 3000, block, 32 * 1024);
+    crate::common::write_with(ctx, crate::common::Way::Indirect, LBA + 3000, &want)?;
+    let dev = Device::options().read_only(true).open(&ctx.device)?;
+    dev.wait_ready()?;
+    let mut m = dev.map_reserved(32 * 1024)?;
+    ensure_eq(
+        m.access(),
+        Access::ReadOnly,
+        "read-only handle maps read-only",
+    )?;
+    ensure(m.as_mut_slice().is_none(), "no mutable access")?;
+    let got = m
+        .read_blocks(LBA + 3000, (32 * 1024 / block) as u32)?
+        .to_vec();
+    same(&got, &want, "read-only mmap read")?;
+    // Asking for a writable mapping of a read-only handle is refused clearly.
+    let dev = Device::options().read_only(true).open(&ctx.device)?;
+    match dev.map_reserved_with(4096, Access::ReadWrite) {
+        Err(Error::InvalidRequest { reason, .. }) => ensure(reason.contains("read-only"), reason),
+        other => Err(format!("expected a refusal, got {other:?}").into()),
+    }
+}
+
+fn split_or_refuse(ctx: &Ctx) -> Result<(), Failed> {
+    let dev = open(ctx)?;
+    let block = dev.block_size()? as usize;
+    let len = 4 << 20;
+    let want = data(15, LBA + 4000, block, len);
+    let t = dev.write_blocks(LBA + 4000, &want, sgmap::BlockIo::indirect())?;
+    ensure_eq(
+        t.commands,
+        len.div_ceil(dev.max_transfer() / block * block),
+        "commands after splitting",
+    )?;
+    let mut got = vec![0u8; len];
+    dev.read_blocks(LBA + 4000, &mut got, sgmap::BlockIo::indirect())?;
+    same(&got, &want, "split read")?;
+    match dev.read_blocks(
+        LBA + 4000,
+        &mut got,
+        sgmap::BlockIo::indirect().split(sgmap::Split::Refuse),
+    ) {
+        Err(Error::InvalidRequest { reason, .. }) => {
+            ensure(reason.contains("Split::Allow"), reason)
+        }
+        other => Err(format!("expected a refusal, got {other:?}").into()),
+    }?;
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! The three transfer modes: data integrity across all pairs, and honest
+//! reports of what really ran.
+
+use sgmap::{cdb::Cdb, BlockIo, Command, Data, DirectBuf, Fallback, Mode};
+use sgmap_testkit::{ensure, ensure_eq, Ctx, Failed, KernelTest, Knob};
+
+use crate::common::{data, open, read_with, same, write_with, WAYS};
+
+pub(crate) const TESTS: [KernelTest; 5] = [
+    KernelTest::scsi_debug(
+        "integrity_nine_mode_pairs_at_4k_64k_and_granted_max",
+        nine_pairs,
+    ),
+    KernelTest::scsi_debug(
+        "direct_io_with_allow_dio_off_reports_fallback",
+        allow_dio_off,
+    ),
+    KernelTest::scsi_debug(
+        "direct_io_misaligned_reports_fallback_and_data_is_right",
+        misaligned,
+    ),
+    KernelTest::scsi_debug("outcome_reports_mode_duration_and_resid", outcome_fields),
+    KernelTest::scsi_debug(
+        "indirect_command_on_mapped_fd_goes_through_the_reserved_buffer",
+        indirect_uses_reserved,
+    ),
+];
+
+fn nine_pairs(ctx: &Ctx) -> Result<(), Failed> {
+    let dev = open(ctx)?;
+    let block = dev.block_size()? as usize;
+    let max = dev.max_transfer() / 4096 * 4096;
+    drop(dev);
+    let mut lba = 100_000 * 512 / block as u64;
+    let mut pairs = 0;
+    for len in [4096, 64 * 1024, max] {
+        for (wi, w) in WAYS.iter().enumerate() {
+            for (ri, r) in WAYS.iter().enumerate() {
+                let want = data((len + wi * 3 + ri) as u64, lba, block, len);
+                write_with(ctx, *w, lba, &want)?;
+                let got = read_with(ctx, *r, lba, len)?;
+                same(
+                    &got,
+                    &want,
+                    &format!("{len} bytes written {w:?}, read {r:?}"),
+                )?;
+                lba += (len / block) as u64;
+                pairs += 1;
+            }
+        }
+    }
+    ensure_eq(pairs, 27, "pairs checked")
+}
+
+fn allow_dio_off(ctx: &Ctx) -> Result<(), Failed> {
+    let dev = open(ctx)?;
+    let _off = Knob::allow_dio(false)?;
+    let mut buf = DirectBuf::new(64 * 1024);
+    let block = dev.block_size()? as usize;
+    let t = dev.read_blocks(0, &mut buf[..64 * 1024 / block * block], BlockIo::direct())?;
+    ensure_eq(t.mode, Mode::Indirect, "mode that really ran")?;
+    ensure_eq(t.fallback, Some(Fallback::AllowDioOff), "fallback reason")?;
+    Ok(())
+}
+
+fn misaligned(ctx: &Ctx) -> Result<(), Failed> {
+    let dev = open(ctx)?;
+    let block = dev.block_size()? as usize;
+    let lba = 200_000 * 512 / block as u64;
+    let len = 16 * 1024;
+    let want = data(21, lba, block, len);
+    dev.write_blocks(lba, &want, BlockIo::indirect())?;
+    let mut backing = DirectBuf::new(len + 4096);
+    // One byte past a page boundary: the kernel cannot pin it for DMA.
+    let buf = &mut backing[1..1 + len];
+    let t = dev.read_blocks(lba, buf, BlockIo::direct())?;
+    ensure_eq(t.mode, Mode::Indirect, "misaligned direct IO ran indirect")?;
+    ensure_eq(t.fallback, Some(Fallback::Misaligned), "fallback reason")?;
+    same(buf, &want, "misaligned read data")
+}
+
+fn outcome_fields(ctx: &Ctx) -> Result<(), Failed> {
+    let dev = open(ctx)?;
+    let tur = dev.execute(&Command::new(Cdb::test_unit_ready()), Data::None)?;
+    ensure(tur.is_good(), "TUR good")?;
+    ensure_eq(tur.mode, Mode::NoData, "no-data mode")?;
+    let mut buf = DirectBuf::new(8192);
+    let block = dev.block_size()? as u16;
+    let cmd = Command::new(Cdb::read_10(0, 8192 / block)).direct();
+    let out = dev
+        .execute(&cmd, Data::FromDevice(&mut buf))?
+        .check(dev.path())?;
+    ensure_eq(out.mode, Mode::Direct, "direct mode")?;
+    ensure_eq(out.requested_mode, Mode::Direct, "requested mode")?;
+    ensure_eq(out.fallback, None, "no fallback")?;
+    ensure_eq(
+        (out.requested, out.resid, out.transferred()),
+        (8192, 0, 8192),
+        "lengths",
+    )?;
+    ensure_eq(out.command_name(), "READ(10)", "command name")?;
+    // Asking for more than the device sends: INQUIRY with a 255-byte allocation.
+    let mut big = vec![0u8; 255];
+    let inq = dev
+        .execute(&Command::new(Cdb::inquiry(255)), Data::FromDevice(&mut big))?
+        .check(dev.path())?;
+    ensure(
+        inq.resid > 0 && inq.transferred() < 255,
+        format!("INQUIRY resid {}", inq.resid),
+    )?;
+    Ok(())
+}
+
+fn indirect_uses_reserved(ctx: &Ctx) -> Result<(), Failed> {
+    // The kernel fact behind `MappedDevice::device(&mut self)`: an indirect
+    // command that fits the reserved buffer moves its data through it, so the
+    // mapped bytes change although no mmap-ed command ran.
+    let dev = open(ctx)?;
+    let block = dev.block_size()? as usize;
+    let lba = 300_000 * 512 / block as u64;
+    let want = data(31, lba, block, 8192);
+    dev.write_blocks(lba, &want, BlockIo::indirect())?;
+    let mut m = dev.map_reserved(64 * 1024)?;
+    m.as_mut_slice().ok_or("writable")?.fill(0);
+    let mut buf = vec![0u8; 8192];
+    m.device().read_blocks(lba, &mut buf, BlockIo::indirect())?;
+    same(&buf, &want, "indirect read")?;
+    same(
+        &m.as_slice()[..8192],
+        &want,
+        "the reserved buffer carried the indirect read",
+    )
+}
