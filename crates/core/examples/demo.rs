@@ -22,7 +22,10 @@ fn main() {
 }
 
 fn device_path() -> Result<PathBuf, Box<dyn std::error::Error>> {
-    if let Some(p) = std::env::args_os().nth(1).or_else(|| std::env::var_os("SGMAP_TEST_DEVICE")) {
+    if let Some(p) = std::env::args_os()
+        .nth(1)
+        .or_else(|| std::env::var_os("SGMAP_TEST_DEVICE"))
+    {
         return Ok(p.into());
     }
     let list = sgmap::discover::list()?;
@@ -65,7 +68,10 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     dev.write_blocks(lba, &want, BlockIo::indirect())?;
     println!("wrote {len} bytes at LBA {lba}; reading them back {ROUNDS} times in each mode:\n");
-    println!("{:<9} {:>10} {:>10} {:>9}  {}", "mode", "MB/s", "cmds/s", "vs indir", "what the kernel did");
+    println!(
+        "{:<9} {:>10} {:>10} {:>9}  what the kernel did",
+        "mode", "MB/s", "cmds/s", "vs indir"
+    );
 
     let mut indirect_rate = 0.0;
     // Indirect: the kernel copies into our Vec.
@@ -83,7 +89,14 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         Ok(t.mode)
     })?;
     check(&dbuf, &want, "direct")?;
-    report("direct", rate, len, &mut indirect_rate, did, fallback.map(|f| f.to_string()));
+    report(
+        "direct",
+        rate,
+        len,
+        &mut indirect_rate,
+        did,
+        fallback.map(|f| f.to_string()),
+    );
 
     // mmap: the device's data lands in the fd's reserved buffer, mapped here.
     let mut mapped = dev.map_reserved(len)?;
@@ -92,13 +105,25 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         Ok(Mode::Mmap)
     })?;
     check(&mapped.as_slice()[..len], &want, "mmap")?;
-    report("mmap", rate, len, &mut indirect_rate, did, Some(format!("granted reserved buffer {} bytes", mapped.granted())));
+    report(
+        "mmap",
+        rate,
+        len,
+        &mut indirect_rate,
+        did,
+        Some(format!(
+            "granted reserved buffer {} bytes",
+            mapped.granted()
+        )),
+    );
     println!("\nall three modes read back exactly what was written.");
     Ok(())
 }
 
 /// Commands per second over ROUNDS runs of `f`, and the mode it reported.
-fn timed(mut f: impl FnMut() -> sgmap::Result<Mode>) -> Result<(f64, Mode), Box<dyn std::error::Error>> {
+fn timed(
+    mut f: impl FnMut() -> sgmap::Result<Mode>,
+) -> Result<(f64, Mode), Box<dyn std::error::Error>> {
     let mut mode = f()?; // warm-up, and the mode really used
     let start = Instant::now();
     for _ in 0..ROUNDS {

@@ -74,6 +74,56 @@
 //! - Direct IO can silently become indirect: [`Outcome::mode`] says what happened.
 //! - SCSI errors are not errnos: [`Outcome`] carries status, host and driver
 //!   bytes and decoded [`sense`]; [`Outcome::check`] makes an [`Error`].
+//! ## The sg driver's mmap contract, point by point
+//!
+//! The sg HOWTO's chapter on `mmap()` promises the following; here is how
+//! sgmap honours each point (the in-kernel test that shows it is named in
+//! brackets, in `crates/core/tests/kernel/`).
+//!
+//! 1. **`mmap(start, length, prot, flags, fd, 0)`**: the driver ignores
+//!    `start`, refuses a `length` over the reserved size (ENOMEM) and any
+//!    offset but 0 (EINVAL). sgmap always maps at offset 0 with
+//!    `MAP_SHARED` (never `MAP_PRIVATE`), exactly the granted size rounded
+//!    down to a page, `PROT_READ` ([`Access::ReadOnly`], for handles opened
+//!    read-only or callers who only read) or `PROT_READ | PROT_WRITE`
+//!    ([`Access::ReadWrite`]). (in-kernel tests: `mmap_driver_rules_offset_zero_length_within_reserved_exact_slices`,
+//!    `read_only_handle_maps_read_only_and_reads`)
+//! 2. **The reserved buffer** is 32 KiB by default; a larger one is asked for
+//!    with `SG_SET_RESERVED_SIZE` before any mapping, rounded up to a page.
+//!    [`Device::map_reserved`] does both, then reads back what the kernel
+//!    granted (it clamps to the queue's limit and halves on allocation
+//!    failure) and maps that. (in-kernel tests: `reserved_size_is_clamped_to_the_queue_limit_and_read_back`,
+//!    `reserved_request_is_rounded_up_to_a_page`, `driver_enomem_einval_emsgsize_rules_hold_under_the_api`)
+//! 3. **`mmap()` may be called several times** on one fd: [`MappedDevice::view`]
+//!    makes another read-only mapping of the same buffer, e.g. one per reader
+//!    thread. Views borrow the device, and every command takes
+//!    `&mut MappedDevice`, so while any view lives no command can use the
+//!    buffer: the one-command-at-a-time rule holds. (in-kernel tests: `views_are_separate_mappings_of_one_buffer_read_by_threads`)
+//! 4. **`munmap()` is not required before `close()`**: sgmap unmaps anyway,
+//!    and the types make dropping the device while a view lives a compile
+//!    error (see the `compile_fail` examples on [`MappedDevice`]). The C API
+//!    documents that its buffer pointer dies with the handle.
+//! 5. **After `fork()`** parent and child share the mapped area and the fd;
+//!    the last to close frees it. A child can read what the parent fetched
+//!    (in-kernel tests: `fork_child_reads_what_the_parent_fetched_with_mmap`). Rust's borrows
+//!    do not cross processes: a program that forks must itself keep one
+//!    command at a time per fd across them, e.g. only one process issues
+//!    commands on a given fd while the others only read the buffer, and they
+//!    synchronise (a pipe or a process-shared lock) so nobody reads while a
+//!    command runs. Simplest: let each process open its own fd, each with its
+//!    own reserved buffer.
+//! 6. **`SG_FLAG_MMAP_IO` works with `ioctl(SG_IO)` and with `write()`**:
+//!    [`MappedDevice::execute`] uses SG_IO; the async queue submits with
+//!    `write()`.
+//! 7. **The driver does not check that the mapping covers the transfer**
+//!    (it only records that `mmap()` was called once): sgmap checks every mmap-ed
+//!    transfer against the mapped length before asking the kernel, so the
+//!    kernel never fills pages the program has not mapped.
+//!    (in-kernel tests: `mmap_transfer_longer_than_mapping_is_refused_before_the_kernel`)
+//! 8. **Touching beyond the mapping raises SIGBUS or SIGSEGV**: no safe API
+//!    can index past it; slices and views are exactly the mapped length, and
+//!    the C API returns that length with the pointer.
+//!
 #![warn(missing_docs)]
 
 mod buffer;

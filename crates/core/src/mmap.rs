@@ -1,7 +1,8 @@
 //! mmap-ed IO: the fd's reserved buffer mapped into the program, so data moves
 //! between the device and the program with no copy through user memory.
 //!
-//! The rules of the sg driver, and how the types keep them:
+//! # How the types keep the driver's rules
+//!
 //! - The reserved size is asked for, granted (maybe less), and frozen for the
 //!   life of the fd once mapped: [`Device::map_reserved`] consumes the
 //!   [`Device`]; a [`MappedDevice`] has no way to change the size.
@@ -10,8 +11,7 @@
 //! - One command at a time uses the buffer, and the program must not touch the
 //!   bytes while the kernel does: every command takes `&mut MappedDevice`, so
 //!   no slice or view of the buffer can exist during it.
-//! - A transfer must fit the mapping: checked before the kernel is asked, so
-//!   the kernel never fills pages the program has not mapped.
+//! - A transfer must fit the mapping: checked before the kernel is asked.
 
 use std::ops::Deref;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};

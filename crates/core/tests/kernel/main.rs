@@ -2,6 +2,7 @@
 //! user-mode Linux test bed against the scsi_debug disk (and skipped, as
 //! ignored, on a host without `SGMAP_TEST_DEVICE`).
 
+mod access;
 mod common;
 mod faults;
 mod mmap;
@@ -16,5 +17,6 @@ fn main() -> std::process::ExitCode {
     tests.extend(mmap::TESTS);
     tests.extend(modes::TESTS);
     tests.extend(faults::TESTS);
+    tests.extend(access::TESTS);
     sgmap_testkit::run(&tests)
 }

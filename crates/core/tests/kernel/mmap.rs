@@ -8,7 +8,11 @@ use sgmap_testkit::{ensure, ensure_eq, Ctx, Failed, KernelTest};
 
 use crate::common::{data, open, same};
 
-pub(crate) const TESTS: [KernelTest; 9] = [
+pub(crate) const TESTS: [KernelTest; 10] = [
+    KernelTest::device(
+        "mmap_driver_rules_offset_zero_length_within_reserved_exact_slices",
+        driver_mmap_rules,
+    ),
     KernelTest::scsi_debug(
         "reserved_size_is_clamped_to_the_queue_limit_and_read_back",
         granted_is_clamped,
@@ -232,4 +236,51 @@ fn split_or_refuse(ctx: &Ctx) -> Result<(), Failed> {
         other => Err(format!("expected a refusal, got {other:?}").into()),
     }?;
     Ok(())
+}
+
+fn driver_mmap_rules(ctx: &Ctx) -> Result<(), Failed> {
+    let m = open(ctx)?.map_reserved(64 * 1024)?;
+    let fd = m.as_raw_fd();
+    let raw = |len: usize, offset: i64| {
+        // SAFETY: a fresh shared read-only mapping; unmapped below if it succeeds.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                fd,
+                offset,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            Err(nix::errno::Errno::last())
+        } else {
+            // SAFETY: `p`/`len` came from the successful mmap just above.
+            unsafe { libc::munmap(p, len) };
+            Ok(())
+        }
+    };
+    ensure_eq(
+        raw(128 * 1024, 0),
+        Err(nix::errno::Errno::ENOMEM),
+        "mapping more than the reserved buffer",
+    )?;
+    ensure_eq(
+        raw(4096, 4096),
+        Err(nix::errno::Errno::EINVAL),
+        "mapping at a non-zero offset",
+    )?;
+    ensure_eq(
+        raw(64 * 1024, 0),
+        Ok(()),
+        "mapping the whole reserved buffer",
+    )?;
+    // The safe API hands out exactly the mapped bytes, never more.
+    ensure_eq(m.as_slice().len(), 64 * 1024, "slice length")?;
+    ensure_eq(m.view()?.len(), 64 * 1024, "view length")?;
+    ensure(
+        m.as_slice().get(64 * 1024).is_none(),
+        "no byte past the mapping",
+    )
 }
