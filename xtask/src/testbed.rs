@@ -90,6 +90,17 @@ fn unpacked_root(cache: &Path) -> PathBuf {
 impl Testbed {
     /// Finds the test bed in the cache, fetching and unpacking it when missing.
     pub(crate) fn ensure(workspace: &Path) -> Result<Self> {
+        if workspace.starts_with("/run")
+            || workspace.starts_with("/proc")
+            || workspace.starts_with("/sys")
+        {
+            return Err(format!(
+                "the workspace {} is under /run, /proc or /sys, which the test bed mounts over; \
+                 move it elsewhere",
+                workspace.display()
+            )
+            .into());
+        }
         let base = workspace.join("target").join("testbed");
         let cache = base.join("cache");
         let root = unpacked_root(&cache);
@@ -207,15 +218,16 @@ impl Testbed {
 B={bb}
 M={m}
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-export HOME=/tmp
+export HOME=/run/tmp
 $B mount -t proc proc /proc
 $B mount -t sysfs sys /sys
+# Scratch space lives under /run only: the host root is read-only here, and a
+# tmpfs over /tmp or /mnt would hide a workspace or cache kept there.
 $B mount -t tmpfs tmpfs /run
-$B mount -t tmpfs tmpfs /mnt
-$B mount -t tmpfs tmpfs /tmp
-$B mkdir -p /mnt/out
-$B mount -t hostfs -o {out} none /mnt/out
-O=/mnt/out
+$B mkdir -p /run/out /run/tmp
+export TMPDIR=/run/tmp
+$B mount -t hostfs -o {out} none /run/out
+O=/run/out
 $B cat /proc/uptime > $O/uptime
 exec 2>>$O/setup.log
 $B insmod $M/scsi_common.ko || echo "insmod scsi_common failed" >&2
@@ -263,7 +275,7 @@ sgdev() {{
                 }
                 let _ = writeln!(
                     s,
-                    "( cd /tmp && {line}) >$O/{index}.log 2>&1 </dev/null; echo $? >$O/{index}.rc"
+                    "( cd /run/tmp && {line}) >$O/{index}.log 2>&1 </dev/null; echo $? >$O/{index}.rc"
                 );
                 index += 1;
             }
