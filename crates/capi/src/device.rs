@@ -1,0 +1,839 @@
+//! The device handle: opening, closing, what the device reports, the
+//! reserved buffer and its mapping.
+
+use std::ffi::c_char;
+use std::path::PathBuf;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use sgmap::{Device, MappedDevice, OpenOptions};
+
+use crate::args::{self, write_text, Out};
+use crate::error::{guard, sgmap_result, Fail};
+
+/// `sgmap_device_open` flag: open read-only. The kernel then allows only
+/// read-safe commands (INQUIRY, READ, ...) unless the caller has
+/// CAP_SYS_RAWIO, and the reserved buffer is mapped read-only.
+pub const SGMAP_OPEN_READ_ONLY: u32 = 1;
+/// `sgmap_device_open` flag: open with O_EXCL, so no one else can open the
+/// device while this handle lives.
+pub const SGMAP_OPEN_EXCLUSIVE: u32 = 2;
+/// `sgmap_device_open` flag: open with O_NONBLOCK: an exclusive open fails
+/// with EAGAIN instead of waiting.
+pub const SGMAP_OPEN_NONBLOCK: u32 = 4;
+
+const OPEN_FLAGS: u32 = SGMAP_OPEN_READ_ONLY | SGMAP_OPEN_EXCLUSIVE | SGMAP_OPEN_NONBLOCK;
+
+/// What kind of node a device is: a /dev/sgN character device.
+pub const SGMAP_NODE_SG: u32 = 1;
+/// What kind of node a device is: a block device that accepts SG_IO (no
+/// reserved buffer, no mmap-ed IO).
+pub const SGMAP_NODE_BLOCK: u32 = 2;
+
+/// An open SCSI generic device (opaque). Made by `sgmap_device_open`,
+/// released by `sgmap_device_close`.
+///
+/// Thread safety: every function may be called on one handle from several
+/// threads at once; a lock inside the handle serialises what must not
+/// overlap. Commands on an unmapped handle run concurrently (the driver
+/// takes up to 16 per fd); once the reserved buffer is mapped, commands on
+/// the handle run one at a time, because they share that buffer. Closing is
+/// the exception: `sgmap_device_close` must not overlap any other call on
+/// the handle.
+#[derive(Debug)]
+pub struct sgmap_device {
+    state: RwLock<State>,
+    path: PathBuf,
+    /// The `SGMAP_OPEN_*` flags it was opened with.
+    flags: u32,
+    /// The same, for opening the node again.
+    options: OpenOptions,
+}
+
+/// What the handle holds.
+#[derive(Debug)]
+pub(crate) enum State {
+    /// Opened, reserved buffer not mapped.
+    Open(Device),
+    /// The reserved buffer is mapped: its size is frozen.
+    Mapped(MappedDevice),
+    /// A failed mapping consumed the device and reopening failed.
+    Lost,
+}
+
+impl sgmap_device {
+    /// The path the device was opened from.
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        // A panic caught while the lock was held leaves the state usable:
+        // every transition replaces it whole.
+        self.state.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn lost(&self) -> Fail {
+        Fail::new(
+            sgmap_result::SGMAP_DEVICE_LOST,
+            format!(
+                "{}: this handle lost its device when mapping the reserved buffer failed and the \
+                 node could not be opened again; close the handle and open the device anew",
+                self.path.display()
+            ),
+        )
+    }
+
+    pub(crate) fn not_mapped(&self, what: &str) -> Fail {
+        Fail::new(
+            sgmap_result::SGMAP_WRONG_STATE,
+            format!(
+                "{}: {what} needs the reserved buffer mapped; call sgmap_device_map_reserved first",
+                self.path.display()
+            ),
+        )
+    }
+
+    /// Runs `f` on the device, in either state: under the shared lock when
+    /// unmapped (commands may overlap), under the exclusive lock when mapped
+    /// (a command may use the reserved buffer).
+    pub(crate) fn with_device<T>(
+        &self,
+        f: impl FnOnce(&Device) -> Result<T, Fail>,
+    ) -> Result<T, Fail> {
+        {
+            let state = self.read();
+            match &*state {
+                State::Open(dev) => return f(dev),
+                State::Lost => return Err(self.lost()),
+                State::Mapped(_) => {}
+            }
+        }
+        let mut state = self.write();
+        match &mut *state {
+            State::Open(dev) => f(dev),
+            State::Mapped(m) => f(m.device()),
+            State::Lost => Err(self.lost()),
+        }
+    }
+
+    /// Runs `f` on the mapped device, under the exclusive lock.
+    pub(crate) fn with_mapped<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&mut MappedDevice) -> Result<T, Fail>,
+    ) -> Result<T, Fail> {
+        let mut state = self.write();
+        match &mut *state {
+            State::Mapped(m) => f(m),
+            State::Open(_) => Err(self.not_mapped(what)),
+            State::Lost => Err(self.lost()),
+        }
+    }
+}
+
+/// Borrows the handle behind a C pointer.
+///
+/// # Safety
+///
+/// `dev` must be NULL or a handle from `sgmap_device_open` not yet closed.
+pub(crate) unsafe fn handle<'a>(dev: *const sgmap_device) -> Result<&'a sgmap_device, Fail> {
+    // SAFETY: NULL is checked; otherwise a live handle per the caller's contract.
+    unsafe { args::input(dev, "dev") }
+}
+
+/// Opens the device node at `path` (e.g. "/dev/sg0") and checks that it is
+/// an sg device. `flags` is 0 (read-write) or a combination of
+/// `SGMAP_OPEN_READ_ONLY`, `SGMAP_OPEN_EXCLUSIVE` and `SGMAP_OPEN_NONBLOCK`.
+///
+/// On success `*out` receives a new handle; release it with
+/// `sgmap_device_close`. On failure `*out` is set to NULL and the result
+/// says why: `SGMAP_OPEN_FAILED` (the errno is in `sgmap_last_error_info`),
+/// `SGMAP_NOT_SG` (a regular file, /dev/null, ...), `SGMAP_INVALID_ARGUMENT`
+/// (unknown flag bits, empty path), `SGMAP_NULL_PARAMETER`.
+///
+/// # Safety
+///
+/// `path` must be NULL or a NUL-terminated string. `out` must be NULL or
+/// valid for a write of one pointer.
+#[no_mangle]
+pub unsafe extern "C" fn sgmap_device_open(
+    path: *const c_char,
+    flags: u32,
+    out: *mut *mut sgmap_device,
+) -> sgmap_result {
+    guard("sgmap_device_open", || {
+        let out = Out::new(out, "out")?;
+        // SAFETY: valid for a write per the caller's contract. NULL until a
+        // handle exists, so no failure leaves a stale pointer there.
+        unsafe { out.put(std::ptr::null_mut()) };
+        // SAFETY: NULL or NUL-terminated per the caller's contract.
+        let path = unsafe { args::path(path, "path") }?;
+        if flags & !OPEN_FLAGS != 0 {
+            return Err(Fail::invalid(format!(
+                "unknown flag bits {:#x}; use SGMAP_OPEN_READ_ONLY, SGMAP_OPEN_EXCLUSIVE, SGMAP_OPEN_NONBLOCK",
+                flags & !OPEN_FLAGS
+            )));
+        }
+        let options = OpenOptions::new()
+            .read_only(flags & SGMAP_OPEN_READ_ONLY != 0)
+            .exclusive(flags & SGMAP_OPEN_EXCLUSIVE != 0)
+            .nonblocking(flags & SGMAP_OPEN_NONBLOCK != 0);
+        let device = options.open(&path)?;
+        let handle = Box::new(sgmap_device {
+            state: RwLock::new(State::Open(device)),
+            path,
+            flags,
+            options,
+        });
+        // SAFETY: checked above, valid for a write per the caller's contract.
+        unsafe { out.put(Box::into_raw(handle)) };
+        Ok(())
+    })
+}
+
+/// Closes the device and releases the handle, unmapping the reserved buffer
+/// if it was mapped (pointers from `sgmap_buffer` become invalid).
+/// `sgmap_device_close(NULL)` does nothing.
+///
+/// Close each handle exactly once, when no other call on it is running, and
+/// do not use the pointer afterwards: set your variable to NULL after
+/// closing, and a second close is then a harmless no-op.
+///
+/// # Safety
+///
+/// `dev` must be NULL or a handle from `sgmap_device_open` that has not been
+/// closed, with no other call on it running or following.
+#[no_mangle]
+pub unsafe extern "C" fn sgmap_device_close(dev: *mut sgmap_device) {
+    if dev.is_null() {
+        return;
+    }
+    let _ = std::panic::catch_unwind(|| {
+        // SAFETY: a live handle made by Box::into_raw in sgmap_device_open,
+        // released once per the caller's contract.
+        drop(unsafe { Box::from_raw(dev) });
+    });
+}
+
+/// Writes the path the device was opened from into `buf` (NUL-terminated).
+/// `*out_len` (when `out_len` is not NULL) receives the path's full length.
+///
+/// Returns `SGMAP_OK`, or `SGMAP_BUFFER_TOO_SMALL` with the path cut to fit.
+///
+/// # Safety
+///
+/// `dev` must be NULL or a live handle; `buf` must be NULL or valid for
+/// writes of `len` bytes; `out_len` must be NULL or valid for a write of one
+/// `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn sgmap_device_path(
+    dev: *const sgmap_device,
+    buf: *mut c_char,
+    len: usize,
+    out_len: *mut usize,
+) -> sgmap_result {
+    guard("sgmap_device_path", || {
+        // SAFETY: NULL or a live handle per the caller's contract.
+        let dev = unsafe { handle(dev) }?;
+        let text = dev.path.to_string_lossy();
+        // SAFETY: the caller's contract for `buf`, `len` and `out_len`.
+        unsafe { write_text(&text, buf, len, out_len) }
+    })
+}
+
+/// What a handle knows about its device without asking it anything.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct sgmap_device_info {
+    /// The sg driver version, e.g. 30536 for 3.5.36.
+    pub driver_version: u32,
+    /// `SGMAP_NODE_SG` or `SGMAP_NODE_BLOCK`.
+    pub node_kind: u32,
+    /// Opened with `SGMAP_OPEN_READ_ONLY`.
+    pub read_only: bool,
+    /// The node supports mmap-ed IO (an sg node, driver 3.1.22 or later).
+    pub supports_mmap: bool,
+    /// The reserved buffer is mapped (by `sgmap_device_map_reserved`).
+    pub mapped: bool,
+    /// The mapping may be written (false for read-only handles); only
+    /// meaningful when `mapped`.
+    pub buffer_writable: bool,
+    /// The mapped length in bytes (what `sgmap_buffer` returns), 0 when not mapped.
+    pub buffer_len: usize,
+    /// The reserved size the kernel granted when mapping (may exceed
+    /// `buffer_len` by less than a page), 0 when not mapped.
+    pub granted: usize,
+    /// The handle lost its device (see `SGMAP_DEVICE_LOST`).
+    pub lost: bool,
+}
+
+/// Fills `*out` with what the handle knows about its device (no command is
+/// sent; this cannot fail on a valid handle).
+///
+/// # Safety
+///
+/// `dev` must be NULL or a live handle; `out` must be NULL or valid for a
+/// write of one `sgmap_device_info`.
+#[no_mangle]
+pub unsafe extern "C" fn sgmap_device_info(
+    dev: *const sgmap_device,
+    out: *mut sgmap_device_info,
+) -> sgmap_result {
+    guard("sgmap_device_info", || {
+        // SAFETY: NULL or a live handle per the caller's contract.
+        let dev = unsafe { handle(dev) }?;
+        let out = Out::new(out, "out")?;
+        let info = {
+            let state = dev.read();
+            let base = |d: &Device| sgmap_device_info {
+                driver_version: d.driver_version(),
+                node_kind: match d.kind() {
+                    sgmap::NodeKind::Sg => SGMAP_NODE_SG,
+                    sgmap::NodeKind::Block => SGMAP_NODE_BLOCK,
+                },
+                read_only: d.is_read_only(),
+                supports_mmap: d.supports_mmap(),
+                ..Default::default()
+            };
+            match &*state {
+                State::Open(d) => base(d),
+                State::Mapped(m) => sgmap_device_info {
+                    driver_version: m.device_info().driver_version(),
+                    node_kind: SGMAP_NODE_SG,
+                    read_only: dev.options_read_only(),
+                    supports_mmap: true,
+                    mapped: true,
+                    buffer_writable: m.access() == sgmap::Access::ReadWrite,
+                    buffer_len: m.len(),
+                    granted: m.granted(),
+                    lost: false,
+                },
+                State::Lost => sgmap_device_info {
+                    lost: true,
+                    read_only: dev.options_read_only(),
+                    ..Default::default()
+                },
+            }
+        };
+        // SAFETY: checked, valid for a write per the caller's contract.
+        unsafe { out.put(info) };
+        Ok(())
+    })
+}
+
+impl sgmap_device {
+    fn options_read_only(&self) -> bool {
+        self.flags & SGMAP_OPEN_READ_ONLY != 0
+    }
+}
+
+/// The SCSI address and type of a device (SG_GET_SCSI_ID).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct sgmap_scsi_id {
+    /// Host adapter number.
+    pub host: u32,
+    /// Channel (bus).
+    pub channel: u32,
+    /// Target id.
+    pub target: u32,
+    /// Logical unit number.
+    pub lun: u64,
+    /// Peripheral device type (0 disk, 1 tape, 5 CD/DVD, ...).
+    pub device_type: u8,
+    /// The host adapter's commands per LUN.
+    pub host_cmd_per_lun: u16,
+    /// The device's queue depth.
+    pub queue_depth: u16,
+}
+
+/// Fills `*out` with the device's SCSI address and type (SG_GET_SCSI_ID).
+///
+/// # Safety
+///
+/// `dev` must be NULL or a live handle; `out` must be NULL or valid for a
+/// write of one `sgmap_scsi_id`.
+#[no_mangle]
+pub unsafe extern "C" fn sgmap_device_scsi_id(
+    dev: *const sgmap_device,
+    out: *mut sgmap_scsi_id,
+) -> sgmap_result {
+    guard("sgmap_device_scsi_id", || {
+        // SAFETY: NULL or a live handle per the caller's contract.
+        let dev = unsafe { handle(dev) }?;
+        let out = Out::new(out, "out")?;
+        let id = dev.with_device(|d| Ok(d.scsi_id()?))?;
+        let id = sgmap_scsi_id {
+            host: id.host,
+            channel: id.channel,
+            target: id.target,
+            lun: id.lun,
+            device_type: id.device_type,
+            host_cmd_per_lun: id.host_cmd_per_lun,
+            queue_depth: id.queue_depth,
+        };
+        // SAFETY: checked, valid for a write per the caller's contract.
+        unsafe { out.put(id) };
+        Ok(())
+    })
+}
+
+/// Stores the handle's file descriptor in `*out`, for poll(2) or for ioctls
+/// sgmap does not wrap. The handle keeps owning it: do not close it, and do
+/// not use it after `sgmap_device_close`.
+///
+/// # Safety
+///
+/// `dev` must be NULL or a live handle; `out` must be NULL or valid for a
+/// write of one `int`.
+#[no_mangle]
+pub unsafe extern "C" fn sgmap_device_fd(
+    dev: *const sgmap_device,
+    out: *mut libc::c_int,
+) -> sgmap_result {
+    guard("sgmap_device_fd", || {
+        use std::os::fd::AsRawFd as _;
+        // SAFETY: NULL or a live handle per the caller's contract.
+        let dev = unsafe { handle(dev) }?;
+        let out = Out::new(out, "out")?;
+        let fd = {
+            let state = dev.read();
+            match &*state {
+                State::Open(d) => d.as_raw_fd(),
+                State::Mapped(m) => m.as_raw_fd(),
+                State::Lost => return Err(dev.lost()),
+            }
+        };
+        // SAFETY: checked, valid for a write per the caller's contract.
+        unsafe { out.put(fd) };
+        Ok(())
+    })
+}
+
+/// Stores in `*out` the size of the handle's reserved buffer as the kernel
+/// reports it now (SG_GET_RESERVED_SIZE).
+///
+/// # Safety
+///
+/// `dev` must be NULL or a live handle; `out` must be NULL or valid for a
+/// write of one `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn sgmap_device_reserved_size(
+    dev: *const sgmap_device,
+    out: *mut usize,
+) -> sgmap_result {
+    guard("sgmap_device_reserved_size", || {
+        // SAFETY: NULL or a live handle per the caller's contract.
+        let dev = unsafe { handle(dev) }?;
+        let out = Out::new(out, "out")?;
+        let size = {
+            let state = dev.read();
+            match &*state {
+                State::Open(d) => d.reserved_size()?,
+                State::Mapped(m) => m.device_info().reserved_size()?,
+                State::Lost => return Err(dev.lost()),
+            }
+        };
+        // SAFETY: checked, valid for a write per the caller's contract.
+        unsafe { out.put(size) };
+        Ok(())
+    })
+}
+
+/// Asks for a reserved buffer of `bytes` (rounded up to a page) and stores
+/// in `*granted` what the kernel granted, which may be less: it clamps to
+/// the queue's largest transfer and halves on allocation failure. Always use
+/// the granted size.
+///
+/// Only an unmapped handle can do this: once mapped, the driver refuses any
+/// change for the life of the fd, and this returns `SGMAP_WRONG_STATE`.
+/// Also `SGMAP_INVALID_REQUEST` for a block node (no reserved buffer) or a
+/// size the driver cannot take.
+///
+/// # Safety
+///
+/// `dev` must be NULL or a live handle; `granted` must be NULL or valid for
+/// a write of one `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn sgmap_device_set_reserved_size(
+    dev: *mut sgmap_device,
+    bytes: usize,
+    granted: *mut usize,
+) -> sgmap_result {
+    guard("sgmap_device_set_reserved_size", || {
+        // SAFETY: NULL or a live handle per the caller's contract.
+        let dev = unsafe { handle(dev) }?;
+        let granted = Out::new(granted, "granted")?;
+        let got = {
+            let mut state = dev.write();
+            match &mut *state {
+                State::Open(d) => d.set_reserved_size(bytes)?,
+                State::Mapped(_) => {
+                    return Err(Fail::new(
+                        sgmap_result::SGMAP_WRONG_STATE,
+                        format!(
+                            "{}: the reserved buffer is mapped, so its size is frozen for the life \
+                             of this handle (the driver would say EBUSY); open another handle for \
+                             a buffer of another size",
+                            dev.path.display()
+                        ),
+                    ))
+                }
+                State::Lost => return Err(dev.lost()),
+            }
+        };
+        // SAFETY: checked, valid for a write per the caller's contract.
+        unsafe { granted.put(got) };
+        Ok(())
+    })
+}
+
+/// Maps the handle's reserved buffer into the program: the start of
+/// mmap-ed IO. Asks for `bytes` (rounded up to a page; at least 1), reads
+/// back what the kernel granted, maps that (down to a whole page) and
+/// stores the granted size in `*granted` (NULL if you do not need it). Get
+/// the buffer with `sgmap_buffer`.
+///
+/// From then on the handle is in mapped mode, for its whole life: the
+/// reserved size is frozen, and `SGMAP_MODE_MMAP` commands move data in the
+/// buffer with no copy. Mapping twice gives `SGMAP_WRONG_STATE`.
+///
+/// If the mmap itself fails, the handle stays unmapped: the failed attempt
+/// consumed the file descriptor, so sgmap opens the node again with the
+/// same flags (its reserved size is then the default). If even that fails,
+/// the handle is lost: every later call gives `SGMAP_DEVICE_LOST`.
+///
+/// # Safety
+///
+/// `dev` must be NULL or a live handle; `granted` must be NULL or valid for
+/// a write of one `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn sgmap_device_map_reserved(
+    dev: *mut sgmap_device,
+    bytes: usize,
+    granted: *mut usize,
+) -> sgmap_result {
+    guard("sgmap_device_map_reserved", || {
+        // SAFETY: NULL or a live handle per the caller's contract.
+        let dev = unsafe { handle(dev) }?;
+        let granted = Out::optional(granted, "granted")?;
+        if bytes == 0 {
+            return Err(Fail::invalid(
+                "0 bytes asked for; ask for the largest transfer you need (at least one page)",
+            ));
+        }
+        let mut state = dev.write();
+        let device = match &mut *state {
+            State::Open(d) => d,
+            State::Mapped(_) => {
+                return Err(Fail::new(
+                    sgmap_result::SGMAP_WRONG_STATE,
+                    format!(
+                        "{}: the reserved buffer is already mapped (one fd, one buffer); use \
+                         sgmap_buffer, or open another handle for a second buffer",
+                        dev.path.display()
+                    ),
+                ))
+            }
+            State::Lost => return Err(dev.lost()),
+        };
+        // What can fail before the mmap is checked while the handle still
+        // owns its device, so those failures leave it as it was.
+        if !device.supports_mmap() {
+            return Err(Fail::new(
+                sgmap_result::SGMAP_INVALID_REQUEST,
+                format!(
+                    "{}: mmap-ed IO needs a /dev/sgN node with sg driver 3.1.22 or later (this \
+                     node: driver {}); use SGMAP_MODE_INDIRECT or SGMAP_MODE_DIRECT",
+                    dev.path.display(),
+                    device.driver_version()
+                ),
+            ));
+        }
+        device.set_reserved_size(bytes)?;
+        let State::Open(device) = std::mem::replace(&mut *state, State::Lost) else {
+            return Err(dev.lost());
+        };
+        match device.map_reserved(bytes) {
+            Ok(mapped) => {
+                let got = mapped.granted();
+                *state = State::Mapped(mapped);
+                if let Some(g) = granted {
+                    // SAFETY: checked, valid for a write per the caller's contract.
+                    unsafe { g.put(got) };
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let fail = Fail::from(e);
+                match dev.options.open(&dev.path) {
+                    Ok(d) => {
+                        *state = State::Open(d);
+                        Err(fail)
+                    }
+                    Err(reopen) => Err(Fail::new(
+                        sgmap_result::SGMAP_DEVICE_LOST,
+                        format!(
+                            "{}; opening the node again failed too ({reopen}): close this handle",
+                            fail.message()
+                        ),
+                    )),
+                }
+            }
+        }
+    })
+}
+
+/// Stores the mapped reserved buffer's address in `*ptr` and its exact
+/// length in `*len`: the granted reserved size down to a whole page, every
+/// byte of it mapped. Bytes past `*len` are not part of the mapping.
+///
+/// The pointer stays valid until the handle is closed. The bytes belong to
+/// the kernel while any command runs on this handle: do not read or write
+/// them until it has returned (a command whose data fits the reserved
+/// buffer may pass through it even when not mmap-ed). The buffer is
+/// read-only for handles opened with `SGMAP_OPEN_READ_ONLY`: writing it
+/// faults.
+///
+/// Returns `SGMAP_WRONG_STATE` before `sgmap_device_map_reserved`.
+///
+/// # Safety
+///
+/// `dev` must be NULL or a live handle; `ptr` and `len` must be NULL or
+/// valid for a write of one pointer and one `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn sgmap_buffer(
+    dev: *mut sgmap_device,
+    ptr: *mut *mut u8,
+    len: *mut usize,
+) -> sgmap_result {
+    guard("sgmap_buffer", || {
+        // SAFETY: NULL or a live handle per the caller's contract.
+        let dev = unsafe { handle(dev) }?;
+        let ptr = Out::new(ptr, "ptr")?;
+        let len = Out::new(len, "len")?;
+        let (p, n) = dev.with_mapped("sgmap_buffer", |m| {
+            let n = m.len();
+            let p = match m.as_mut_slice() {
+                Some(s) => s.as_mut_ptr(),
+                None => m.as_slice().as_ptr().cast_mut(),
+            };
+            Ok((p, n))
+        })?;
+        // SAFETY: both checked, valid for writes per the caller's contract.
+        unsafe {
+            ptr.put(p);
+        }
+        // SAFETY: as above.
+        unsafe { len.put(n) };
+        Ok(())
+    })
+}
+
+/// Stores in `*out` the largest transfer one command can carry on this
+/// device, in bytes (the queue's max_sectors limit; the typed block helpers
+/// split longer transfers by it).
+///
+/// # Safety
+///
+/// `dev` must be NULL or a live handle; `out` must be NULL or valid for a
+/// write of one `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn sgmap_device_max_transfer(
+    dev: *const sgmap_device,
+    out: *mut usize,
+) -> sgmap_result {
+    guard("sgmap_device_max_transfer", || {
+        // SAFETY: NULL or a live handle per the caller's contract.
+        let dev = unsafe { handle(dev) }?;
+        let out = Out::new(out, "out")?;
+        let n = dev.with_device(|d| Ok(d.max_transfer()))?;
+        // SAFETY: checked, valid for a write per the caller's contract.
+        unsafe { out.put(n) };
+        Ok(())
+    })
+}
+
+/// Stores in `*out` the host's scatter-gather table size (SG_GET_SG_TABLESIZE).
+///
+/// # Safety
+///
+/// `dev` must be NULL or a live handle; `out` must be NULL or valid for a
+/// write of one `uint32_t`.
+#[no_mangle]
+pub unsafe extern "C" fn sgmap_device_sg_table_size(
+    dev: *const sgmap_device,
+    out: *mut u32,
+) -> sgmap_result {
+    guard("sgmap_device_sg_table_size", || {
+        // SAFETY: NULL or a live handle per the caller's contract.
+        let dev = unsafe { handle(dev) }?;
+        let out = Out::new(out, "out")?;
+        let n = dev.with_device(|d| Ok(d.sg_table_size()?))?;
+        // SAFETY: checked, valid for a write per the caller's contract.
+        unsafe { out.put(n) };
+        Ok(())
+    })
+}
+
+/// Stores in `*out` the fd's default timeout in milliseconds (SG_GET_TIMEOUT,
+/// used only by the old interface: sgmap's commands carry their own).
+///
+/// # Safety
+///
+/// `dev` must be NULL or a live handle; `out` must be NULL or valid for a
+/// write of one `uint32_t`.
+#[no_mangle]
+pub unsafe extern "C" fn sgmap_device_default_timeout_ms(
+    dev: *const sgmap_device,
+    out: *mut u32,
+) -> sgmap_result {
+    guard("sgmap_device_default_timeout_ms", || {
+        // SAFETY: NULL or a live handle per the caller's contract.
+        let dev = unsafe { handle(dev) }?;
+        let out = Out::new(out, "out")?;
+        let t = dev.with_device(|d| Ok(d.default_timeout()?))?;
+        let ms = u32::try_from(t.as_millis()).unwrap_or(u32::MAX);
+        // SAFETY: checked, valid for a write per the caller's contract.
+        unsafe { out.put(ms) };
+        Ok(())
+    })
+}
+
+/// Stores in `*out` how many completed requests wait to be collected with
+/// read(2) on this fd (SG_GET_NUM_WAITING).
+///
+/// # Safety
+///
+/// `dev` must be NULL or a live handle; `out` must be NULL or valid for a
+/// write of one `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn sgmap_device_num_waiting(
+    dev: *const sgmap_device,
+    out: *mut usize,
+) -> sgmap_result {
+    guard("sgmap_device_num_waiting", || {
+        // SAFETY: NULL or a live handle per the caller's contract.
+        let dev = unsafe { handle(dev) }?;
+        let out = Out::new(out, "out")?;
+        let n = dev.with_device(|d| Ok(d.num_waiting()?))?;
+        // SAFETY: checked, valid for a write per the caller's contract.
+        unsafe { out.put(n) };
+        Ok(())
+    })
+}
+
+/// A request in flight in the device (`sgmap_request_info.state`).
+pub const SGMAP_REQUEST_IN_FLIGHT: u32 = 1;
+/// A request done, waiting to be collected (`sgmap_request_info.state`).
+pub const SGMAP_REQUEST_DONE: u32 = 2;
+
+/// One active request of an fd, as the driver reports it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct sgmap_request_info {
+    /// `SGMAP_REQUEST_IN_FLIGHT` or `SGMAP_REQUEST_DONE`.
+    pub state: u32,
+    /// The request's pack_id.
+    pub pack_id: i32,
+    /// The request came from an interrupted SG_IO.
+    pub orphan: bool,
+    /// SG_IO (rather than write(2)) owns it.
+    pub sg_io_owned: bool,
+    /// Milliseconds since submission (in flight) or the request's duration (done).
+    pub duration_ms: u32,
+}
+
+/// Copies the fd's active requests (SG_GET_REQUEST_TABLE, at most 16) into
+/// `out[0 .. capacity)` and stores how many there are in `*count`. When
+/// there are more than `capacity`, the first `capacity` are copied and the
+/// result is `SGMAP_BUFFER_TOO_SMALL`. `out` may be NULL when `capacity` is 0.
+///
+/// # Safety
+///
+/// `dev` must be NULL or a live handle; `out` must be valid for writes of
+/// `capacity` elements (or NULL with `capacity` 0); `count` must be NULL or
+/// valid for a write of one `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn sgmap_device_requests(
+    dev: *const sgmap_device,
+    out: *mut sgmap_request_info,
+    capacity: usize,
+    count: *mut usize,
+) -> sgmap_result {
+    guard("sgmap_device_requests", || {
+        // SAFETY: NULL or a live handle per the caller's contract.
+        let dev = unsafe { handle(dev) }?;
+        let count = Out::new(count, "count")?;
+        if capacity > 0 {
+            Out::new(out, "out")?;
+        }
+        let reqs = dev.with_device(|d| Ok(d.requests()?))?;
+        for (i, r) in reqs.iter().take(capacity).enumerate() {
+            let info = sgmap_request_info {
+                state: match r.state {
+                    sgmap::RequestState::InFlight => SGMAP_REQUEST_IN_FLIGHT,
+                    sgmap::RequestState::Done => SGMAP_REQUEST_DONE,
+                },
+                pack_id: r.pack_id,
+                orphan: r.orphan,
+                sg_io_owned: r.sg_io_owned,
+                duration_ms: r.duration_ms,
+            };
+            // SAFETY: i < capacity, and `out` is valid for `capacity`
+            // elements per the caller's contract.
+            let slot = unsafe { out.add(i) };
+            // SAFETY: non-NULL and aligned (checked), inside the caller's array.
+            unsafe { slot.write(info) };
+        }
+        // SAFETY: checked, valid for a write per the caller's contract.
+        unsafe { count.put(reqs.len()) };
+        if reqs.len() > capacity {
+            return Err(Fail::new(
+                sgmap_result::SGMAP_BUFFER_TOO_SMALL,
+                format!(
+                    "{} requests, room for {capacity}; pass room for 16",
+                    reqs.len()
+                ),
+            ));
+        }
+        Ok(())
+    })
+}
+
+/// `sgmap_device_reset`: reset the logical unit.
+pub const SGMAP_RESET_DEVICE: u32 = 1;
+/// `sgmap_device_reset`: reset the bus (a target reset on modern transports).
+pub const SGMAP_RESET_BUS: u32 = 2;
+/// `sgmap_device_reset`: reset the host adapter.
+pub const SGMAP_RESET_HOST: u32 = 3;
+
+/// Resets the device, bus or host (`SGMAP_RESET_*`; SG_SCSI_RESET needs
+/// CAP_SYS_ADMIN and CAP_SYS_RAWIO). Commands afterwards get a UNIT
+/// ATTENTION once.
+///
+/// # Safety
+///
+/// `dev` must be NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn sgmap_device_reset(dev: *const sgmap_device, what: u32) -> sgmap_result {
+    guard("sgmap_device_reset", || {
+        // SAFETY: NULL or a live handle per the caller's contract.
+        let dev = unsafe { handle(dev) }?;
+        let what = match what {
+            SGMAP_RESET_DEVICE => sgmap::Reset::Device,
+            SGMAP_RESET_BUS => sgmap::Reset::Bus,
+            SGMAP_RESET_HOST => sgmap::Reset::Host,
+            other => {
+                return Err(Fail::invalid(format!(
+                    "unknown reset {other}; use SGMAP_RESET_DEVICE, SGMAP_RESET_BUS or SGMAP_RESET_HOST"
+                )))
+            }
+        };
+        dev.with_device(|d| Ok(d.reset(what)?))
+    })
+}
