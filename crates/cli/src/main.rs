@@ -1,6 +1,111 @@
-//! `sgmap`: list, inspect, read, write and benchmark Linux sg devices.
+//! `sgmap`: list, inspect, read, write and benchmark Linux SCSI generic (sg)
+//! devices, moving data in mmap-ed, direct or indirect IO and saying which
+//! really happened.
+//!
+//! Exit status: 0 on success, 1 when a command failed (the message names the
+//! device and the command and says what to do), 2 for a usage error.
 
-fn main() {
-    eprintln!("sgmap: the command line is being built; see `cargo xtask test`");
-    std::process::exit(2);
+mod bench;
+mod info;
+mod peers;
+mod plot;
+mod progress;
+mod report;
+mod size;
+mod xfer;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Linux SCSI generic IO with mmap-ed reserved buffers, direct IO that reports
+/// whether it happened, and indirect IO.
+#[derive(Debug, Parser)]
+#[command(name = "sgmap", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// List sg devices with their block device, vendor, model and type.
+    List {
+        /// Print JSON (an array of devices) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what a device reports: inquiry, capacity, driver version, reserved
+    /// buffer limits, allow_dio and the largest transfer.
+    Info {
+        /// The sg device, e.g. /dev/sg0.
+        device: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read from a device, optionally into a file.
+    Read(xfer::ReadArgs),
+    /// Write to a device (destroys the data there), from a file or a pattern.
+    Write(xfer::WriteArgs),
+    /// Compare the three transfer modes (and queue depths, and optionally
+    /// sg3_utils' sg_read and fio) on one device, against the floors.
+    Bench(bench::BenchArgs),
+}
+
+/// Options every data command shares.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct Output {
+    /// Print one JSON document on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// No progress bar (it is off anyway when stderr is not a terminal).
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// A failure to report: the message names the device and the command and says
+/// what to do.
+#[derive(Debug)]
+pub(crate) struct Failure(pub String);
+
+impl From<sgmap::Error> for Failure {
+    fn from(e: sgmap::Error) -> Self {
+        Failure(e.to_string())
+    }
+}
+
+impl From<String> for Failure {
+    fn from(s: String) -> Self {
+        Failure(s)
+    }
+}
+
+pub(crate) type Result<T, E = Failure> = std::result::Result<T, E>;
+
+/// Prints `value` as pretty JSON on stdout.
+pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Failure(format!("cannot encode the JSON output: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::List { json } => info::list(json),
+        Cmd::Info { device, json } => info::info(&device, json),
+        Cmd::Read(args) => xfer::read(&args),
+        Cmd::Write(args) => xfer::write(&args),
+        Cmd::Bench(args) => bench::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(msg)) => {
+            eprintln!("sgmap: error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,420 @@
+//! `sgmap bench`: the three modes (and queue depths, and the peers) side by
+//! side on one device, against the floors, in one run.
+//!
+//! Runs are interleaved (every contender once per round, the order reversed
+//! on odd rounds) and each figure is the median over the rounds, because the
+//! machine is shared and noisy. At each transfer size every contender moves
+//! the same bytes in the same number of commands per run (scaled by the depth
+//! for deeper queues), sized from a short pilot so a run lasts about
+//! `--run-ms`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use sgmap::Device;
+use sgmap_benches::floors::{ColdCopy, TurLoop};
+use sgmap_benches::{supports_depth, Cycle, Dir, Session, Way};
+
+use crate::peers::{self, Peer};
+use crate::report::{table, BenchDoc, Collected, Key, Skip, Tool};
+use crate::size::{parse_bytes, parse_usize};
+use crate::{plot, print_json, progress, Failure, Output, Result};
+
+/// `sgmap bench` options.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct BenchArgs {
+    /// The sg device, e.g. /dev/sg0.
+    pub device: PathBuf,
+    /// Modes to compare.
+    #[arg(long, value_delimiter = ',', default_value = "mmap,direct,indirect")]
+    pub modes: Vec<Way>,
+    /// Transfer sizes (suffixes k, m; `max` is the largest the device takes).
+    #[arg(long, value_delimiter = ',', default_value = "4k,64k,256k,1m,max")]
+    pub sizes: Vec<String>,
+    /// Queue depths.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    pub depth: Vec<usize>,
+    /// Interleaved rounds; figures are medians over them.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
+    /// Target length of one run, in milliseconds.
+    #[arg(long, default_value_t = 250)]
+    pub run_ms: u64,
+    /// Also benchmark writes. Destroys the data in the blocks written
+    /// (--offset, over --span or one transfer).
+    #[arg(long)]
+    pub writes: bool,
+    /// Skip reads (only with --writes).
+    #[arg(long, requires = "writes")]
+    pub no_reads: bool,
+    /// Run these peers beside sgmap, on the same device and transfers:
+    /// sg_read (sg3_utils) and fio. `--peers` alone means both.
+    #[arg(long, value_delimiter = ',', num_args = 0..=1, default_missing_value = "sg_read,fio")]
+    pub peers: Option<Vec<Peer>>,
+    /// Where transfers start, in bytes.
+    #[arg(long, default_value = "0", value_parser = parse_bytes)]
+    pub offset: u64,
+    /// Bytes each contender cycles over (default: one transfer, re-reading the
+    /// same blocks every time as sg_read does).
+    #[arg(long, value_parser = parse_bytes)]
+    pub span: Option<u64>,
+    /// Draw throughput against transfer size per mode into this .svg or .png.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// Size of the cold source of the copy floor (suffixes k, m, g).
+    #[arg(long, default_value = "128m", value_parser = parse_usize)]
+    pub copy_source: usize,
+    #[command(flatten)]
+    pub output: Output,
+}
+
+/// One contender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Contender {
+    tool: Tool,
+    way: Way,
+    depth: usize,
+}
+
+/// Runs `sgmap bench`.
+pub(crate) fn run(args: &BenchArgs) -> Result<()> {
+    let path = &args.device;
+    let dev_name = path.display().to_string();
+    let fail = |what: String| Failure(format!("{dev_name}: bench: {what}"));
+    if args.rounds == 0 || args.run_ms == 0 {
+        return Err(fail("--rounds and --run-ms must be at least 1".into()));
+    }
+    if args.depth.iter().any(|d| *d == 0 || *d > 16) {
+        return Err(fail(
+            "--depth takes 1 to 16 (the sg driver holds 16 commands per fd)".into(),
+        ));
+    }
+    let (block, max_transfer, device_blocks) = {
+        let dev = Device::open(path)?;
+        dev.wait_ready()?;
+        let cap = dev.read_capacity()?;
+        let max = dev.max_transfer();
+        (cap.block_size as usize, max, cap.blocks)
+    };
+    if block == 0 || args.offset % block as u64 != 0 {
+        return Err(fail(format!(
+            "--offset {} is not a multiple of the device's {block}-byte blocks",
+            args.offset
+        )));
+    }
+    let page = 4096usize;
+    let max_size = max_transfer / page * page / block * block;
+    let mut sizes = BTreeSet::new();
+    for s in &args.sizes {
+        let v = if s == "max" {
+            max_size
+        } else {
+            parse_usize(s).map_err(|e| fail(format!("--sizes: {e}")))?
+        };
+        if v == 0 || v % block != 0 {
+            return Err(fail(format!(
+                "transfer size {v} is not a whole, non-zero number of {block}-byte blocks"
+            )));
+        }
+        if v > max_transfer {
+            return Err(fail(format!(
+                "transfer size {v} is more than the device takes in one command ({max_transfer} bytes); use `max`"
+            )));
+        }
+        sizes.insert(v);
+    }
+    let sizes: Vec<usize> = sizes.into_iter().collect();
+    let largest = *sizes
+        .last()
+        .ok_or_else(|| fail("--sizes is empty".into()))?;
+    let span_for = |bs: usize| args.span.unwrap_or(bs as u64).max(bs as u64);
+    let end = args.offset + span_for(largest);
+    if end > device_blocks * block as u64 {
+        return Err(fail(format!(
+            "the runs would reach byte {end}, past the end of the device; lower --offset or --span"
+        )));
+    }
+    let mut dirs = Vec::new();
+    if !args.no_reads {
+        dirs.push(Dir::Read);
+    }
+    if args.writes {
+        dirs.push(Dir::Write);
+    }
+    let mut modes: Vec<Way> = args.modes.clone();
+    modes.dedup();
+    let depths: BTreeSet<usize> = args.depth.iter().copied().collect();
+
+    // Contenders, and the skips known up front.
+    let mut skipped: Vec<Skip> = Vec::new();
+    let mut contenders = Vec::new();
+    for &depth in &depths {
+        for &way in &modes {
+            if supports_depth(depth) {
+                contenders.push(Contender {
+                    tool: Tool::Sgmap,
+                    way,
+                    depth,
+                });
+            } else {
+                for dir in &dirs {
+                    skipped.push(Skip {
+                        tool: Tool::Sgmap,
+                        mode: way.name().into(),
+                        dir: dir.name().into(),
+                        bs: None,
+                        depth,
+                        reason: sgmap_benches::depth_unsupported_reason(depth),
+                    });
+                }
+            }
+        }
+    }
+    let mut programs: BTreeMap<Peer, PathBuf> = BTreeMap::new();
+    for peer in args.peers.iter().flatten() {
+        match peers::find(peer.name()) {
+            Some(p) => {
+                programs.insert(*peer, p);
+            }
+            None => skipped.push(Skip {
+                tool: match peer {
+                    Peer::SgRead => Tool::SgRead,
+                    Peer::Fio => Tool::Fio,
+                },
+                mode: "-".into(),
+                dir: "-".into(),
+                bs: None,
+                depth: 1,
+                reason: format!(
+                    "{} is not in PATH; install it (Debian: apt-get install {})",
+                    peer.name(),
+                    peer.package()
+                ),
+            }),
+        }
+    }
+    if programs.contains_key(&Peer::SgRead) && depths.contains(&1) {
+        for &way in &modes {
+            contenders.push(Contender {
+                tool: Tool::SgRead,
+                way,
+                depth: 1,
+            });
+        }
+    }
+    if programs.contains_key(&Peer::Fio) {
+        for &depth in &depths {
+            contenders.push(Contender {
+                tool: Tool::Fio,
+                way: Way::Indirect,
+                depth,
+            });
+        }
+    }
+
+    let runs_per_round = dirs.len() * sizes.len() * contenders.len() + 1 + sizes.len();
+    let bar = progress::bar(
+        (runs_per_round * args.rounds) as u64,
+        progress::Unit::Runs,
+        args.output.quiet,
+    );
+    let run_time = Duration::from_millis(args.run_ms);
+
+    // Pilots: how many commands (and copies) make a run of about --run-ms.
+    bar.set_message("pilot runs");
+    let mut tur = TurLoop::open(path)?;
+    let tur_n = pilot(run_time, |n| tur.run(n).map(|s| s.wall))?;
+    let mut copies: BTreeMap<usize, (ColdCopy, u64)> = BTreeMap::new();
+    for &bs in &sizes {
+        let mut c = ColdCopy::new(bs, args.copy_source);
+        let n = pilot(run_time, |n| Ok::<_, Failure>(c.run(n).wall))?;
+        copies.insert(bs, (c, n));
+    }
+    let mut base: BTreeMap<(Dir, usize), u64> = BTreeMap::new();
+    for &dir in &dirs {
+        for &bs in &sizes {
+            let mut s = Session::open(path, Way::Indirect, dir, bs)?;
+            let mut cycle = Cycle::new(
+                args.offset / block as u64,
+                span_for(bs) / block as u64,
+                (bs / block) as u64,
+            );
+            let n = pilot(run_time, |n| {
+                sgmap_benches::run(&mut s, &mut cycle, bs, n, |_| {}).map(|s| s.wall)
+            })?;
+            base.insert((dir, bs), n);
+        }
+    }
+
+    let mut got = Collected::default();
+    let mut dead: BTreeSet<(Dir, usize, Contender)> = BTreeSet::new();
+    for round in 0..args.rounds {
+        bar.set_message(format!("round {}/{}", round + 1, args.rounds));
+        got.tur.push(tur.run(tur_n)?);
+        bar.inc(1);
+        for (&bs, (c, n)) in copies.iter_mut() {
+            got.copy.entry(bs).or_default().push(c.run(*n));
+            bar.inc(1);
+        }
+        let mut order = contenders.clone();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for &dir in &dirs {
+            for &bs in &sizes {
+                for &c in &order {
+                    bar.inc(1);
+                    if dead.contains(&(dir, bs, c)) || (c.tool == Tool::SgRead && dir == Dir::Write)
+                    {
+                        continue;
+                    }
+                    let commands = base[&(dir, bs)] * c.depth as u64;
+                    let result = run_one(
+                        path,
+                        &programs,
+                        c,
+                        dir,
+                        bs,
+                        block,
+                        commands,
+                        args.offset,
+                        span_for(bs),
+                    );
+                    let key = Key {
+                        dir: dir.name(),
+                        bs,
+                        depth: c.depth,
+                        tool: c.tool,
+                        mode: c.way.name(),
+                    };
+                    match result {
+                        Ok(sample) => got.runs.entry(key).or_default().push(sample),
+                        Err(reason) => {
+                            dead.insert((dir, bs, c));
+                            got.runs.remove(&key);
+                            skipped.push(Skip {
+                                tool: c.tool,
+                                mode: c.way.name().into(),
+                                dir: dir.name().into(),
+                                bs: Some(bs),
+                                depth: c.depth,
+                                reason,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    bar.finish_and_clear();
+
+    let floors = got.floors(args.copy_source.max(2 * largest));
+    let doc = BenchDoc {
+        device: dev_name.clone(),
+        block_size: block,
+        max_transfer: max_size,
+        rounds: args.rounds,
+        run_ms: args.run_ms,
+        offset: args.offset,
+        span: args.span,
+        results: got.rows(&floors),
+        floors,
+        skipped,
+    };
+    if let Some(p) = &args.plot {
+        plot::draw(&doc, p).map_err(|e| fail(format!("--plot {}: {e}", p.display())))?;
+    }
+    if args.output.json {
+        print_json(&doc)?;
+    } else {
+        print!("{}", table(&doc));
+        if let Some(p) = &args.plot {
+            println!("plot: {}", p.display());
+        }
+    }
+    Ok(())
+}
+
+/// How many commands make a run of about `target`: doubles a short probe
+/// until it lasts a tenth of the target, then scales.
+fn pilot<E>(target: Duration, mut probe: impl FnMut(u64) -> Result<Duration, E>) -> Result<u64, E> {
+    let mut n = 4u64;
+    loop {
+        let t = probe(n)?;
+        if t >= target / 10 || n >= 1 << 24 {
+            let per = t.as_secs_f64() / n as f64;
+            let want = if per > 0.0 {
+                target.as_secs_f64() / per
+            } else {
+                n as f64 * 10.0
+            };
+            return Ok((want as u64).clamp(8, 1 << 26));
+        }
+        n *= 2;
+    }
+}
+
+/// One timed run of one contender.
+#[allow(clippy::too_many_arguments)]
+fn run_one(
+    path: &Path,
+    programs: &BTreeMap<Peer, PathBuf>,
+    c: Contender,
+    dir: Dir,
+    bs: usize,
+    block: usize,
+    commands: u64,
+    offset: u64,
+    span: u64,
+) -> std::result::Result<sgmap_benches::Sample, String> {
+    match c.tool {
+        Tool::Sgmap => {
+            let mut s = Session::open(path, c.way, dir, bs).map_err(|e| e.to_string())?;
+            let mut cycle = Cycle::new(
+                offset / block as u64,
+                span / block as u64,
+                (bs / block) as u64,
+            );
+            sgmap_benches::run(&mut s, &mut cycle, bs, commands, |_| {}).map_err(|e| e.to_string())
+        }
+        Tool::SgRead => peers::run_sg_read(
+            &programs[&Peer::SgRead],
+            path,
+            c.way,
+            block,
+            bs,
+            commands,
+            offset / block as u64,
+        ),
+        Tool::Fio => peers::run_fio(
+            &programs[&Peer::Fio],
+            path,
+            dir,
+            bs,
+            c.depth,
+            commands,
+            offset,
+            span,
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pilot_scales_a_probe_to_the_target() {
+        // 1 ms per command: 250 ms needs 250 commands.
+        let n = pilot(Duration::from_millis(250), |n| {
+            Ok::<_, ()>(Duration::from_millis(n))
+        })
+        .unwrap();
+        assert_eq!(n, 250);
+        // Free commands are capped, never infinite.
+        let free = pilot(Duration::from_millis(250), |_| Ok::<_, ()>(Duration::ZERO)).unwrap();
+        assert!(free <= 1 << 26);
+    }
+}

@@ -1,0 +1,412 @@
+//! The peers `sgmap bench --peers` runs beside sgmap, on the same device and
+//! with the same transfers: sg3_utils' `sg_read` (indirect, `dio=1`,
+//! `mmap=1`) and fio's `sg` engine.
+//!
+//! How each is run, so that the comparison is like with like:
+//! - `sg_read` re-reads the same blocks (from `skip`) with every command; it
+//!   sizes the fd's reserved buffer to the transfer (as sgmap does for
+//!   indirect IO) and, with `time=1`, times its command loop only, which is
+//!   what sgmap times too. It has no write and no queue depth.
+//! - fio's `sg` engine on an sg node is synchronous (`write()` then `read()`
+//!   per command, so depth 1 whatever `--iodepth` says) when `--direct=1` or
+//!   `--sync=1`; only with both off does it keep `--iodepth` commands in
+//!   flight. So fio runs with `--direct=0` at every depth, over the same span
+//!   and byte count as sgmap, and reports its own IO time. Its data moves
+//!   through its own buffer (indirect IO).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use sgmap_benches::{CpuTime, Dir, ModeCounts, Sample, Way};
+
+/// A peer program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Peer {
+    /// sg3_utils' `sg_read`.
+    SgRead,
+    /// fio's `sg` engine.
+    Fio,
+}
+
+impl Peer {
+    /// The program's name.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Peer::SgRead => "sg_read",
+            Peer::Fio => "fio",
+        }
+    }
+
+    /// The Debian package that has it.
+    pub(crate) fn package(self) -> &'static str {
+        match self {
+            Peer::SgRead => "sg3-utils",
+            Peer::Fio => "fio",
+        }
+    }
+}
+
+impl std::str::FromStr for Peer {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sg_read" | "sg3_utils" | "sg3-utils" => Ok(Peer::SgRead),
+            "fio" => Ok(Peer::Fio),
+            _ => Err(format!("unknown peer `{s}`: use sg_read or fio")),
+        }
+    }
+}
+
+/// Finds `program` in `PATH`.
+pub(crate) fn find(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    p.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The command line of one `sg_read` run: `commands` reads of `bs` bytes,
+/// each at block `skip` of a device with `block`-byte blocks.
+pub(crate) fn sg_read_args(
+    device: &Path,
+    way: Way,
+    block: usize,
+    bs: usize,
+    commands: u64,
+    skip: u64,
+) -> Vec<String> {
+    let bpt = bs / block;
+    let mut a = vec![
+        format!("if={}", device.display()),
+        format!("bs={block}"),
+        format!("bpt={bpt}"),
+        format!("count={}", commands * bpt as u64),
+        format!("skip={skip}"),
+        "time=1".to_string(),
+    ];
+    match way {
+        Way::Mmap => a.push("mmap=1".into()),
+        Way::Direct => a.push("dio=1".into()),
+        Way::Indirect => {}
+    }
+    a
+}
+
+/// What sg_read printed: the loop time and commands.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct SgReadOutput {
+    pub secs: f64,
+    pub commands: u64,
+    /// Commands that asked for direct IO and did not get it.
+    pub dio_incomplete: u64,
+}
+
+/// Parses sg_read's `time=1` report (it goes to stderr):
+/// `Time for all SCSI READ commands was 0.123456 secs, 531.2 MB/sec`,
+/// `... SCSI READ commands issued: 1000`, and, when direct IO fell back,
+/// `>> Direct IO requested but incomplete 12 times`.
+pub(crate) fn parse_sg_read(text: &str) -> Result<SgReadOutput, String> {
+    let mut secs = None;
+    let mut commands = None;
+    let mut dio_incomplete = 0;
+    for line in text.lines() {
+        let l = line.trim();
+        if l.starts_with("Time ") && l.contains(" was ") {
+            let after = &l[l.find(" was ").map_or(0, |i| i + 5)..];
+            secs = after
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<f64>().ok());
+        }
+        if let Some(i) = l.find("commands issued:") {
+            commands = l[i + "commands issued:".len()..]
+                .trim()
+                .split(|c: char| !c.is_ascii_digit())
+                .next()
+                .and_then(|v| v.parse::<u64>().ok());
+        }
+        if let Some(i) = l.find("incomplete ") {
+            if l.contains("Direct IO requested") {
+                dio_incomplete = l[i + "incomplete ".len()..]
+                    .split_whitespace()
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    match (secs, commands) {
+        (Some(secs), Some(commands)) if secs > 0.0 => Ok(SgReadOutput {
+            secs,
+            commands,
+            dio_incomplete,
+        }),
+        _ => Err(format!(
+            "could not find the timing lines in sg_read's output:\n{}",
+            text.trim()
+        )),
+    }
+}
+
+/// Runs sg_read once and returns what it timed.
+pub(crate) fn run_sg_read(
+    program: &Path,
+    device: &Path,
+    way: Way,
+    block: usize,
+    bs: usize,
+    commands: u64,
+    skip: u64,
+) -> Result<Sample, String> {
+    let args = sg_read_args(device, way, block, bs, commands, skip);
+    let out = Command::new(program)
+        .args(&args)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if !out.status.success() {
+        return Err(format!(
+            "`sg_read {}` failed ({}): {}",
+            args.join(" "),
+            out.status,
+            text.trim()
+        ));
+    }
+    let o = parse_sg_read(&text)?;
+    if o.commands != commands {
+        return Err(format!(
+            "`sg_read {}` issued {} commands, not {commands}: {}",
+            args.join(" "),
+            o.commands,
+            text.trim()
+        ));
+    }
+    let mut modes = ModeCounts::default();
+    match way {
+        Way::Mmap => modes.mmap = o.commands,
+        Way::Direct => {
+            modes.direct = o.commands - o.dio_incomplete.min(o.commands);
+            modes.indirect = o.dio_incomplete.min(o.commands);
+        }
+        Way::Indirect => modes.indirect = o.commands,
+    }
+    Ok(Sample {
+        commands: o.commands,
+        bytes: o.commands * bs as u64,
+        wall: Duration::from_secs_f64(o.secs),
+        cpu: None,
+        modes,
+    })
+}
+
+/// The command line of one fio run: `commands` transfers of `bs` bytes with
+/// `depth` in flight, cycling over `span` bytes from `offset`.
+pub(crate) fn fio_args(
+    device: &Path,
+    dir: Dir,
+    bs: usize,
+    depth: usize,
+    commands: u64,
+    offset: u64,
+    span: u64,
+) -> Vec<String> {
+    vec![
+        "--name=sgmap-peer".into(),
+        "--ioengine=sg".into(),
+        format!("--filename={}", device.display()),
+        format!("--rw={}", dir.name()),
+        format!("--bs={bs}"),
+        format!("--iodepth={depth}"),
+        // direct=0 and sync=0: the only way fio's sg engine queues on an sg node.
+        "--direct=0".into(),
+        "--sync=0".into(),
+        format!("--offset={offset}"),
+        format!("--size={span}"),
+        format!("--io_size={}", commands * bs as u64),
+        "--invalidate=0".into(),
+        // Per-IO latency clocks off: the peer at its fastest.
+        "--gtod_reduce=1".into(),
+        "--output-format=json".into(),
+    ]
+}
+
+/// What fio reported.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct FioOutput {
+    pub ios: u64,
+    pub bytes: u64,
+    pub runtime_ms: u64,
+    pub cpu_percent: f64,
+}
+
+/// Parses fio's `--output-format=json` report for the direction `dir`.
+pub(crate) fn parse_fio(text: &str, dir: Dir) -> Result<FioOutput, String> {
+    let start = text
+        .find('{')
+        .ok_or_else(|| format!("no JSON in fio's output:\n{}", text.trim()))?;
+    let v: serde_json::Value = serde_json::Deserializer::from_str(&text[start..])
+        .into_iter::<serde_json::Value>()
+        .next()
+        .ok_or("empty JSON from fio")?
+        .map_err(|e| format!("fio's JSON does not parse: {e}"))?;
+    let job = &v["jobs"][0];
+    if job.is_null() {
+        return Err(format!("fio's JSON has no job: {}", text.trim()));
+    }
+    let err = job["error"].as_i64().unwrap_or(0);
+    if err != 0 {
+        return Err(format!("fio's job failed with error {err}"));
+    }
+    let d = &job[dir.name()];
+    let num = |x: &serde_json::Value| x.as_f64().or_else(|| x.as_u64().map(|v| v as f64));
+    let ios = num(&d["total_ios"]).unwrap_or(0.0) as u64;
+    let bytes = num(&d["io_bytes"]).unwrap_or(0.0) as u64;
+    let runtime_ms = num(&d["runtime"]).unwrap_or(0.0) as u64;
+    let cpu_percent = num(&job["usr_cpu"]).unwrap_or(0.0) + num(&job["sys_cpu"]).unwrap_or(0.0);
+    if ios == 0 || runtime_ms == 0 {
+        return Err(format!(
+            "fio reported {ios} {} IOs in {runtime_ms} ms",
+            dir.name()
+        ));
+    }
+    Ok(FioOutput {
+        ios,
+        bytes,
+        runtime_ms,
+        cpu_percent,
+    })
+}
+
+/// Runs fio once and returns what it timed.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_fio(
+    program: &Path,
+    device: &Path,
+    dir: Dir,
+    bs: usize,
+    depth: usize,
+    commands: u64,
+    offset: u64,
+    span: u64,
+) -> Result<Sample, String> {
+    let args = fio_args(device, dir, bs, depth, commands, offset, span);
+    let out = Command::new(program)
+        .args(&args)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "`fio {}` failed ({}): {}{}",
+            args.join(" "),
+            out.status,
+            stdout.trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let o = parse_fio(&stdout, dir).map_err(|e| format!("`fio {}`: {e}", args.join(" ")))?;
+    let wall = Duration::from_millis(o.runtime_ms);
+    let cpu = wall.mul_f64(o.cpu_percent / 100.0);
+    Ok(Sample {
+        commands: o.ios,
+        bytes: o.bytes,
+        wall,
+        cpu: Some(CpuTime {
+            user: cpu,
+            system: Duration::ZERO,
+        }),
+        modes: ModeCounts {
+            indirect: o.ios,
+            ..ModeCounts::default()
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sg_read_command_lines_match_the_transfer() {
+        let a = sg_read_args(Path::new("/dev/sg0"), Way::Mmap, 512, 65536, 100, 8);
+        assert_eq!(
+            a,
+            [
+                "if=/dev/sg0",
+                "bs=512",
+                "bpt=128",
+                "count=12800",
+                "skip=8",
+                "time=1",
+                "mmap=1"
+            ]
+        );
+        let d = sg_read_args(Path::new("/dev/sg1"), Way::Direct, 4096, 4096, 3, 0);
+        assert!(d.contains(&"dio=1".to_string()) && d.contains(&"count=3".to_string()));
+        let i = sg_read_args(Path::new("/dev/sg1"), Way::Indirect, 512, 4096, 3, 0);
+        assert!(!i
+            .iter()
+            .any(|x| x.starts_with("dio") || x.starts_with("mmap")));
+    }
+
+    #[test]
+    fn sg_read_output_parses() {
+        let text = "Time for all SCSI READ commands was 0.250000 secs, 262.14 MB/sec\n\
+                    Average number of SCSI READ commands per second was 4000.00\n\
+                    128000+0 records in, SCSI READ commands issued: 1000\n";
+        let o = parse_sg_read(text).unwrap();
+        assert_eq!((o.secs, o.commands, o.dio_incomplete), (0.25, 1000, 0));
+        let dio = format!("{text}>> Direct IO requested but incomplete 7 times\n");
+        assert_eq!(parse_sg_read(&dio).unwrap().dio_incomplete, 7);
+        assert!(parse_sg_read("sg_read: SCSI READ failed")
+            .unwrap_err()
+            .contains("SCSI READ failed"));
+    }
+
+    #[test]
+    fn fio_queues_only_with_direct_and_sync_off() {
+        let a = fio_args(Path::new("/dev/sg0"), Dir::Read, 65536, 16, 100, 0, 65536);
+        for want in [
+            "--ioengine=sg",
+            "--iodepth=16",
+            "--direct=0",
+            "--sync=0",
+            "--rw=read",
+            "--size=65536",
+            "--io_size=6553600",
+            "--output-format=json",
+        ] {
+            assert!(a.iter().any(|x| x == want), "{want} missing from {a:?}");
+        }
+    }
+
+    #[test]
+    fn fio_json_parses() {
+        let text = r#"note: both iodepth >= 1 and synchronous I/O engine are selected
+{"fio version":"fio-3.33","jobs":[{"jobname":"sgmap-peer","error":0,
+ "read":{"io_bytes":6553600,"total_ios":100,"runtime":25,"iops":4000.0},
+ "write":{"io_bytes":0,"total_ios":0,"runtime":0},
+ "usr_cpu":10.0,"sys_cpu":30.5}]}"#;
+        let o = parse_fio(text, Dir::Read).unwrap();
+        assert_eq!((o.ios, o.bytes, o.runtime_ms), (100, 6553600, 25));
+        assert!((o.cpu_percent - 40.5).abs() < 1e-9);
+        assert!(parse_fio(text, Dir::Write)
+            .unwrap_err()
+            .contains("0 write IOs"));
+        assert!(parse_fio(r#"{"jobs":[{"error":5}]}"#, Dir::Read)
+            .unwrap_err()
+            .contains("error 5"));
+        assert!(parse_fio("fio: engine sg not loadable", Dir::Read).is_err());
+    }
+}

@@ -1,0 +1,399 @@
+//! The result of `sgmap bench`: medians of interleaved runs, the ratios
+//! between modes, peers and floors, as JSON and as a table.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+use sgmap_benches::stats::{median, ratio};
+use sgmap_benches::{ModeCounts, Sample};
+
+use crate::size::{human, rate};
+use crate::xfer::ModesJson;
+
+/// Who moved the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Tool {
+    /// sgmap itself.
+    Sgmap,
+    /// sg3_utils' sg_read.
+    SgRead,
+    /// fio's sg engine.
+    Fio,
+}
+
+impl Tool {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Tool::Sgmap => "sgmap",
+            Tool::SgRead => "sg_read",
+            Tool::Fio => "fio",
+        }
+    }
+}
+
+/// One contender of a comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct Key {
+    pub dir: &'static str,
+    pub bs: usize,
+    pub depth: usize,
+    pub tool: Tool,
+    pub mode: &'static str,
+}
+
+/// The medians of one contender's runs, and how they compare.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Row {
+    pub tool: Tool,
+    pub mode: String,
+    pub dir: String,
+    pub bs: usize,
+    pub depth: usize,
+    /// Commands in each run.
+    pub commands_per_run: u64,
+    /// Runs taken (the medians are over these).
+    pub runs: usize,
+    pub mb_per_s: f64,
+    pub commands_per_s: f64,
+    /// CPU time per 10^9 bytes; `None` when the tool does not report it.
+    pub cpu_ms_per_gb: Option<f64>,
+    /// Every run's commands per second, in the order taken.
+    pub samples_commands_per_s: Vec<f64>,
+    /// How the commands really ran, over all runs.
+    pub modes_seen: ModesJson,
+    /// This row ÷ sgmap indirect at the same direction, size and depth.
+    pub vs_indirect: Option<f64>,
+    /// Commands/s ÷ TEST UNIT READY round trips/s.
+    pub vs_tur: Option<f64>,
+    /// MB/s ÷ one memory copy of the transfer size from a cold source.
+    pub vs_copy: Option<f64>,
+    /// This row ÷ sg_read in the same mode (sgmap rows, reads at depth 1).
+    pub vs_sg_read: Option<f64>,
+    /// This row ÷ fio's sg engine at the same direction, size and depth.
+    pub vs_fio: Option<f64>,
+}
+
+/// A floor's medians.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CopyFloor {
+    pub bs: usize,
+    pub mb_per_s: f64,
+    pub samples_mb_per_s: Vec<f64>,
+}
+
+/// The floors that bound any mode.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub(crate) struct Floors {
+    /// TEST UNIT READY round trips per second (median).
+    pub tur_commands_per_s: Option<f64>,
+    pub tur_samples: Vec<f64>,
+    /// Bytes of the cold source the copies read from.
+    pub copy_source_bytes: usize,
+    pub copy: Vec<CopyFloor>,
+}
+
+/// A contender that did not run, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub(crate) struct Skip {
+    pub tool: Tool,
+    pub mode: String,
+    pub dir: String,
+    pub bs: Option<usize>,
+    pub depth: usize,
+    pub reason: String,
+}
+
+/// Everything `sgmap bench --json` prints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct BenchDoc {
+    pub device: String,
+    pub block_size: usize,
+    /// The largest transfer one command can carry (the granted maximum).
+    pub max_transfer: usize,
+    pub rounds: usize,
+    pub run_ms: u64,
+    pub offset: u64,
+    /// Bytes each contender cycles over; `None`: one transfer (the same blocks every time).
+    pub span: Option<u64>,
+    pub floors: Floors,
+    pub results: Vec<Row>,
+    pub skipped: Vec<Skip>,
+}
+
+/// Runs collected per contender, in the order taken.
+#[derive(Debug, Default)]
+pub(crate) struct Collected {
+    pub runs: BTreeMap<Key, Vec<Sample>>,
+    pub tur: Vec<Sample>,
+    pub copy: BTreeMap<usize, Vec<Sample>>,
+}
+
+fn med(samples: &[Sample], f: impl Fn(&Sample) -> f64) -> Option<f64> {
+    median(&samples.iter().map(f).collect::<Vec<_>>())
+}
+
+impl Collected {
+    /// Medians and ratios for every contender that ran.
+    pub(crate) fn rows(&self, floors: &Floors) -> Vec<Row> {
+        let cmds = |k: &Key| {
+            self.runs
+                .get(k)
+                .and_then(|s| med(s, Sample::commands_per_s))
+        };
+        let copy_of = |bs: usize| floors.copy.iter().find(|c| c.bs == bs).map(|c| c.mb_per_s);
+        let mut rows = Vec::new();
+        for (k, samples) in &self.runs {
+            if samples.is_empty() {
+                continue;
+            }
+            let c = med(samples, Sample::commands_per_s);
+            let mb = med(samples, Sample::mb_per_s);
+            let cpu = if samples.iter().all(|s| s.cpu_ms_per_gb().is_some()) {
+                med(samples, |s| s.cpu_ms_per_gb().unwrap_or(0.0))
+            } else {
+                None
+            };
+            let mut modes = ModeCounts::default();
+            for s in samples {
+                modes.merge(s.modes);
+            }
+            let same = |tool: Tool, mode: &'static str| Key { tool, mode, ..*k };
+            let indirect = cmds(&same(Tool::Sgmap, "indirect"));
+            let sg_read = (k.tool == Tool::Sgmap)
+                .then(|| cmds(&same(Tool::SgRead, k.mode)))
+                .flatten();
+            let fio = (k.tool != Tool::Fio)
+                .then(|| cmds(&same(Tool::Fio, "indirect")))
+                .flatten();
+            rows.push(Row {
+                tool: k.tool,
+                mode: k.mode.to_string(),
+                dir: k.dir.to_string(),
+                bs: k.bs,
+                depth: k.depth,
+                commands_per_run: samples[0].commands,
+                runs: samples.len(),
+                mb_per_s: mb.unwrap_or(0.0),
+                commands_per_s: c.unwrap_or(0.0),
+                cpu_ms_per_gb: cpu,
+                samples_commands_per_s: samples.iter().map(Sample::commands_per_s).collect(),
+                modes_seen: modes.into(),
+                vs_indirect: if k.tool == Tool::Sgmap && k.mode == "indirect" {
+                    None
+                } else {
+                    ratio(c, indirect)
+                },
+                vs_tur: ratio(c, floors.tur_commands_per_s),
+                vs_copy: ratio(mb, copy_of(k.bs)),
+                vs_sg_read: ratio(c, sg_read),
+                vs_fio: ratio(c, fio),
+            });
+        }
+        rows
+    }
+
+    /// The floors' medians.
+    pub(crate) fn floors(&self, copy_source_bytes: usize) -> Floors {
+        Floors {
+            tur_commands_per_s: med(&self.tur, Sample::commands_per_s),
+            tur_samples: self.tur.iter().map(Sample::commands_per_s).collect(),
+            copy_source_bytes,
+            copy: self
+                .copy
+                .iter()
+                .filter(|(_, s)| !s.is_empty())
+                .map(|(bs, s)| CopyFloor {
+                    bs: *bs,
+                    mb_per_s: med(s, Sample::mb_per_s).unwrap_or(0.0),
+                    samples_mb_per_s: s.iter().map(Sample::mb_per_s).collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+fn x(v: Option<f64>) -> String {
+    v.map_or("-".to_string(), |v| format!("{v:.2}"))
+}
+
+/// The comparison as a text table, with the floors above it.
+pub(crate) fn table(doc: &BenchDoc) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "sgmap bench on {} ({}-byte blocks, max transfer {}): medians of {} interleaved runs of ~{} ms",
+        doc.device,
+        doc.block_size,
+        human(doc.max_transfer as u64),
+        doc.rounds,
+        doc.run_ms
+    );
+    let f = &doc.floors;
+    let _ = write!(
+        s,
+        "floors: TEST UNIT READY {} cmd/s; one copy from a cold {} source:",
+        f.tur_commands_per_s.map_or("?".into(), rate),
+        human(f.copy_source_bytes as u64)
+    );
+    for c in &f.copy {
+        let _ = write!(s, " {} {:.0} MB/s;", human(c.bs as u64), c.mb_per_s);
+    }
+    s.push('\n');
+    let _ = writeln!(
+        s,
+        "{:<6} {:>9} {:>5} {:<17} {:>9} {:>9} {:>9} {:>8} {:>6} {:>6} {:>8} {:>6}",
+        "dir",
+        "size",
+        "depth",
+        "tool mode",
+        "MB/s",
+        "cmd/s",
+        "CPU ms/GB",
+        "÷indir",
+        "÷TUR",
+        "÷copy",
+        "÷sg_read",
+        "÷fio"
+    );
+    let mut last = None;
+    for r in &doc.results {
+        let group = (r.dir.clone(), r.bs);
+        if last.as_ref().is_some_and(|l| *l != group) {
+            s.push('\n');
+        }
+        last = Some(group);
+        let _ = writeln!(
+            s,
+            "{:<6} {:>9} {:>5} {:<17} {:>9.1} {:>9} {:>9} {:>8} {:>6} {:>6} {:>8} {:>6}{}",
+            r.dir,
+            human(r.bs as u64),
+            r.depth,
+            format!("{} {}", r.tool.name(), r.mode),
+            r.mb_per_s,
+            rate(r.commands_per_s),
+            r.cpu_ms_per_gb.map_or("-".into(), |v| format!("{v:.0}")),
+            x(r.vs_indirect),
+            x(r.vs_tur),
+            x(r.vs_copy),
+            x(r.vs_sg_read),
+            x(r.vs_fio),
+            fell_back(r)
+        );
+    }
+    for k in &doc.skipped {
+        let _ = writeln!(
+            s,
+            "skipped: {} {} {}{} depth {}: {}",
+            k.tool.name(),
+            k.mode,
+            k.dir,
+            k.bs.map_or(String::new(), |b| format!(" {}", human(b as u64))),
+            k.depth,
+            k.reason
+        );
+    }
+    s
+}
+
+/// A note when commands did not run in the row's mode.
+fn fell_back(r: &Row) -> String {
+    let m = &r.modes_seen;
+    let total = m.mmap + m.direct + m.indirect + m.mixed;
+    let own = match r.mode.as_str() {
+        "mmap" => m.mmap,
+        "direct" => m.direct,
+        _ => m.indirect,
+    };
+    if total > 0 && own < total {
+        format!("  ({} of {total} ran otherwise)", total - own)
+    } else {
+        String::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn sample(commands: u64, bs: u64, ms: u64) -> Sample {
+        Sample {
+            commands,
+            bytes: commands * bs,
+            wall: Duration::from_millis(ms),
+            cpu: None,
+            modes: ModeCounts {
+                indirect: commands,
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn ratios_use_medians_of_the_same_size_and_depth() {
+        let mut c = Collected::default();
+        let key = |tool, mode| Key {
+            dir: "read",
+            bs: 4096,
+            depth: 1,
+            tool,
+            mode,
+        };
+        // sgmap mmap: 1000 commands in 100, 50 (outlier), 100 ms → median 10k/s.
+        c.runs.insert(
+            key(Tool::Sgmap, "mmap"),
+            vec![
+                sample(1000, 4096, 100),
+                sample(1000, 4096, 50),
+                sample(1000, 4096, 100),
+            ],
+        );
+        c.runs.insert(
+            key(Tool::Sgmap, "indirect"),
+            vec![sample(1000, 4096, 125); 3],
+        );
+        c.runs
+            .insert(key(Tool::SgRead, "mmap"), vec![sample(1000, 4096, 200); 3]);
+        c.tur = vec![sample(1000, 0, 50); 3];
+        c.copy.insert(4096, vec![sample(1000, 4096, 4); 3]);
+        let floors = c.floors(1 << 20);
+        assert_eq!(floors.tur_commands_per_s, Some(20_000.0));
+        let rows = c.rows(&floors);
+        let mmap = rows
+            .iter()
+            .find(|r| r.tool == Tool::Sgmap && r.mode == "mmap")
+            .unwrap();
+        assert!((mmap.commands_per_s - 10_000.0).abs() < 1e-6);
+        assert!((mmap.vs_indirect.unwrap() - 1.25).abs() < 1e-9);
+        assert!((mmap.vs_sg_read.unwrap() - 2.0).abs() < 1e-9);
+        assert!((mmap.vs_tur.unwrap() - 0.5).abs() < 1e-9);
+        assert!((mmap.vs_copy.unwrap() - 0.04).abs() < 1e-9);
+        assert_eq!(mmap.vs_fio, None);
+        let peer = rows.iter().find(|r| r.tool == Tool::SgRead).unwrap();
+        assert_eq!(peer.vs_sg_read, None);
+        let indirect = rows
+            .iter()
+            .find(|r| r.tool == Tool::Sgmap && r.mode == "indirect")
+            .unwrap();
+        assert_eq!(indirect.vs_indirect, None);
+        let doc = BenchDoc {
+            device: "/dev/sg0".into(),
+            block_size: 512,
+            max_transfer: 1 << 20,
+            rounds: 3,
+            run_ms: 100,
+            offset: 0,
+            span: None,
+            floors,
+            results: rows,
+            skipped: vec![],
+        };
+        let t = table(&doc);
+        assert!(t.contains("TEST UNIT READY 20.0k cmd/s"), "{t}");
+        assert!(t.contains("sgmap mmap"), "{t}");
+        // mmap asked, indirect counted by the fake samples: the note says so.
+        assert!(t.contains("(3000 of 3000 ran otherwise)"), "{t}");
+    }
+}

@@ -1,0 +1,450 @@
+//! `sgmap read` and `sgmap write`: moving data between a device and a file (or
+//! a pattern) in the chosen mode, timing it, and optionally reading every
+//! transfer back through a second fd to check it.
+
+use std::fs::File;
+use std::io::{Read as _, Write as _};
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+use serde::Serialize;
+use sgmap::{BlockIo, Device};
+use sgmap_benches::{supports_depth, CpuTime, Cycle, Dir, ModeCounts, Session, Way};
+
+use crate::size::{human, parse_bytes, parse_usize};
+use crate::{print_json, progress, Failure, Output, Result};
+
+/// Options shared by `read` and `write`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct Common {
+    /// The sg device, e.g. /dev/sg0.
+    pub device: PathBuf,
+    /// How data moves: mmap (the fd's reserved buffer mapped into sgmap),
+    /// direct (the kernel pins sgmap's pages) or indirect (the kernel copies).
+    #[arg(long, default_value = "mmap")]
+    pub mode: Way,
+    /// Bytes per command (suffixes k, m: 64k, 1m); a whole number of blocks.
+    #[arg(long, default_value = "64k", value_parser = parse_usize)]
+    pub bs: usize,
+    /// Number of transfers of --bs bytes.
+    #[arg(long, conflicts_with = "size")]
+    pub count: Option<u64>,
+    /// Total bytes to move (the last transfer may be shorter than --bs).
+    #[arg(long, value_parser = parse_bytes)]
+    pub size: Option<u64>,
+    /// Commands in flight at once.
+    #[arg(long, default_value_t = 1)]
+    pub depth: usize,
+    /// Where on the device to start, in bytes (a whole number of blocks).
+    #[arg(long, default_value = "0", value_parser = parse_bytes)]
+    pub offset: u64,
+    /// Cycle over this many bytes from --offset instead of moving on: with
+    /// --span equal to --bs every command reads the same blocks, as sg_read does.
+    #[arg(long, value_parser = parse_bytes)]
+    pub span: Option<u64>,
+    /// Read every transfer back through a second fd (indirect IO) and compare.
+    #[arg(long)]
+    pub verify: bool,
+    #[command(flatten)]
+    pub output: Output,
+}
+
+/// `sgmap read`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ReadArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Write the data read to this file (`-` for stdout).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `sgmap write`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct WriteArgs {
+    #[command(flatten)]
+    pub common: Common,
+    /// Write this file's bytes (its length is the size unless --count or
+    /// --size say less); without it, a pattern seeded by --seed.
+    #[arg(long = "in")]
+    pub input: Option<PathBuf>,
+    /// Seed of the pattern written without --in (each block's bytes depend on
+    /// the seed and its LBA).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+/// What a read or write did, as `--json` prints it.
+#[derive(Debug, Serialize)]
+pub(crate) struct XferReport {
+    device: String,
+    command: &'static str,
+    mode: &'static str,
+    bs: usize,
+    depth: usize,
+    offset: u64,
+    bytes: u64,
+    commands: u64,
+    seconds: f64,
+    mb_per_s: f64,
+    commands_per_s: f64,
+    cpu_user_s: f64,
+    cpu_system_s: f64,
+    cpu_ms_per_gb: Option<f64>,
+    modes_seen: ModesJson,
+    verified: bool,
+    file: Option<String>,
+}
+
+/// How many commands ran in each mode, for JSON.
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, Default, PartialEq, Eq)]
+pub(crate) struct ModesJson {
+    pub mmap: u64,
+    pub direct: u64,
+    pub indirect: u64,
+    pub mixed: u64,
+}
+
+impl From<ModeCounts> for ModesJson {
+    fn from(m: ModeCounts) -> Self {
+        ModesJson {
+            mmap: m.mmap,
+            direct: m.direct,
+            indirect: m.indirect,
+            mixed: m.mixed,
+        }
+    }
+}
+
+enum Sink {
+    None,
+    File(File, PathBuf),
+    Stdout(std::io::StdoutLock<'static>),
+}
+
+enum Source {
+    Pattern(u64),
+    File(File, PathBuf),
+}
+
+/// Runs `sgmap read`.
+pub(crate) fn read(args: &ReadArgs) -> Result<()> {
+    let c = &args.common;
+    if c.span.is_some() && args.out.is_some() {
+        return Err(Failure(
+            "read: --span re-reads the same blocks; it cannot be combined with --out".into(),
+        ));
+    }
+    let sink = match &args.out {
+        None => Sink::None,
+        Some(p) if p.as_os_str() == "-" => {
+            if c.output.json {
+                return Err(Failure(
+                    "read: --out - writes the data to stdout, where --json goes too; pick one"
+                        .into(),
+                ));
+            }
+            Sink::Stdout(std::io::stdout().lock())
+        }
+        Some(p) => Sink::File(
+            File::create(p)
+                .map_err(|e| Failure(format!("read: cannot create {}: {e}", p.display())))?,
+            p.clone(),
+        ),
+    };
+    transfer(c, Dir::Read, sink, Source::Pattern(0), None)
+}
+
+/// Runs `sgmap write`.
+pub(crate) fn write(args: &WriteArgs) -> Result<()> {
+    let c = &args.common;
+    if c.span.is_some() && args.input.is_some() {
+        return Err(Failure(
+            "write: --span rewrites the same blocks; it cannot be combined with --in".into(),
+        ));
+    }
+    let (source, file_len) = match &args.input {
+        None => (Source::Pattern(args.seed), None),
+        Some(p) => {
+            let f = File::open(p)
+                .map_err(|e| Failure(format!("write: cannot open {}: {e}", p.display())))?;
+            let len = f
+                .metadata()
+                .map_err(|e| Failure(format!("write: cannot stat {}: {e}", p.display())))?
+                .len();
+            (Source::File(f, p.clone()), Some(len))
+        }
+    };
+    transfer(c, Dir::Write, Sink::None, source, file_len)
+}
+
+/// Fills `buf` with the pattern of `seed` for blocks from `lba`.
+pub(crate) fn pattern(seed: u64, lba: u64, block: usize, buf: &mut [u8]) {
+    for (i, chunk) in buf.chunks_mut(block.max(1)).enumerate() {
+        let mut x = (seed ^ 0x6a09_e667_f3bc_c909)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .wrapping_add((lba + i as u64).wrapping_mul(0xd1b5_4a32_d192_ed03))
+            | 1;
+        for word in chunk.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let b = x.to_le_bytes();
+            word.copy_from_slice(&b[..word.len()]);
+        }
+    }
+}
+
+fn transfer(
+    c: &Common,
+    dir: Dir,
+    mut sink: Sink,
+    mut source: Source,
+    file_len: Option<u64>,
+) -> Result<()> {
+    let op = dir.name();
+    let dev_name = c.device.display().to_string();
+    if c.depth == 0 {
+        return Err(Failure(format!(
+            "{dev_name}: {op}: --depth must be at least 1"
+        )));
+    }
+    if !supports_depth(c.depth) {
+        return Err(Failure(format!(
+            "{dev_name}: {op}: {}",
+            sgmap_benches::depth_unsupported_reason(c.depth)
+        )));
+    }
+    let mut session = Session::open(&c.device, c.mode, dir, c.bs)?;
+    let block = session.block_size() as u64;
+    let device_blocks = session.blocks_on_device();
+    let fail = |what: String| Failure(format!("{dev_name}: {op}: {what}"));
+    if c.offset % block != 0 {
+        return Err(fail(format!(
+            "--offset {} is not a multiple of the device's {block}-byte blocks",
+            c.offset
+        )));
+    }
+    let start = c.offset / block;
+    if start >= device_blocks {
+        return Err(fail(format!(
+            "--offset {} is past the end of the device ({} bytes)",
+            c.offset,
+            device_blocks * block
+        )));
+    }
+    let total: u64 =
+        match (c.count, c.size, file_len, dir) {
+            (Some(n), _, _, _) => n.saturating_mul(c.bs as u64),
+            (None, Some(s), _, _) => s,
+            (None, None, Some(len), _) => len,
+            (None, None, None, Dir::Read) => (device_blocks - start) * block,
+            (None, None, None, Dir::Write) => return Err(fail(
+                "say how much to write: --count N (transfers of --bs), --size BYTES, or --in FILE"
+                    .into(),
+            )),
+        };
+    if total == 0 || total % block != 0 {
+        return Err(fail(format!(
+            "{total} bytes is not a whole, non-zero number of {block}-byte blocks; \
+             adjust --size (or pad the --in file to a multiple of {block})"
+        )));
+    }
+    if let Some(len) = file_len {
+        if len < total {
+            return Err(fail(format!(
+                "the --in file has only {len} bytes, less than the {total} asked for"
+            )));
+        }
+    }
+    let bs_blocks = c.bs as u64 / block;
+    let span_blocks = match c.span {
+        Some(s) if s % block != 0 || s == 0 => {
+            return Err(fail(format!(
+                "--span {s} is not a whole, non-zero number of {block}-byte blocks"
+            )))
+        }
+        Some(s) => s / block,
+        None => total / block,
+    };
+    let mut cycle = Cycle::new(start, span_blocks, bs_blocks);
+    let touched_end = if c.span.is_some() {
+        cycle.end()
+    } else {
+        start + total / block
+    };
+    if touched_end > device_blocks {
+        return Err(fail(format!(
+            "the {op} would end at byte {}, past the end of the device ({} bytes); lower --offset, --count or --size",
+            touched_end * block,
+            device_blocks * block
+        )));
+    }
+    let mut verifier = if c.verify {
+        let v = Device::open(&c.device)?;
+        v.wait_ready()?;
+        Some((v, vec![0u8; c.bs]))
+    } else {
+        None
+    };
+    let bar = progress::bar(total, progress::Unit::Bytes, c.output.quiet);
+    bar.set_message(format!("{op} {}", c.mode));
+    let cpu0 = CpuTime::now();
+    let t0 = Instant::now();
+    let mut done = 0u64;
+    let mut commands = 0u64;
+    while done < total {
+        let len = (total - done).min(c.bs as u64) as usize;
+        let lba = if c.span.is_some() {
+            cycle.next_lba()
+        } else {
+            start + done / block
+        };
+        if dir == Dir::Write {
+            let buf = &mut session.data_mut()[..len];
+            match &mut source {
+                Source::Pattern(seed) => pattern(*seed, lba, block as usize, buf),
+                Source::File(f, p) => f.read_exact(buf).map_err(|e| {
+                    fail(format!("cannot read {len} bytes from {}: {e}", p.display()))
+                })?,
+            }
+        }
+        session.transfer(lba, len)?;
+        if dir == Dir::Read {
+            let data = &session.data()[..len];
+            match &mut sink {
+                Sink::None => {}
+                Sink::File(f, p) => f
+                    .write_all(data)
+                    .map_err(|e| fail(format!("cannot write to {}: {e}", p.display())))?,
+                Sink::Stdout(out) => out
+                    .write_all(data)
+                    .map_err(|e| fail(format!("cannot write to stdout: {e}")))?,
+            }
+        }
+        if let Some((vdev, vbuf)) = &mut verifier {
+            let got = &mut vbuf[..len];
+            vdev.read_blocks(lba, got, BlockIo::indirect())?;
+            if let Some(i) = got
+                .iter()
+                .zip(&session.data()[..len])
+                .position(|(a, b)| a != b)
+            {
+                return Err(fail(format!(
+                    "verify failed: byte {} of the transfer at LBA {lba} reads back as {:#04x} through a second fd, \
+                     but the {} {op} saw {:#04x}",
+                    i,
+                    got[i],
+                    c.mode,
+                    session.data()[i]
+                )));
+            }
+        }
+        done += len as u64;
+        commands += 1;
+        bar.set_position(done);
+    }
+    match &mut sink {
+        Sink::File(f, p) => f
+            .flush()
+            .and_then(|_| f.sync_data())
+            .map_err(|e| fail(format!("cannot flush {}: {e}", p.display())))?,
+        Sink::Stdout(out) => out
+            .flush()
+            .map_err(|e| fail(format!("cannot flush stdout: {e}")))?,
+        Sink::None => {}
+    }
+    let wall = t0.elapsed();
+    let cpu = CpuTime::now().since(cpu0);
+    bar.finish_and_clear();
+    let secs = wall.as_secs_f64();
+    let per_s = |v: f64| if secs > 0.0 { v / secs } else { 0.0 };
+    let modes = session.modes();
+    let file = match (&sink, &source) {
+        (Sink::File(_, p), _) | (_, Source::File(_, p)) => Some(p.display().to_string()),
+        (Sink::Stdout(_), _) => Some("-".into()),
+        _ => None,
+    };
+    let report = XferReport {
+        device: dev_name.clone(),
+        command: op,
+        mode: c.mode.name(),
+        bs: c.bs,
+        depth: c.depth,
+        offset: c.offset,
+        bytes: total,
+        commands,
+        seconds: secs,
+        mb_per_s: per_s(total as f64 / 1e6),
+        commands_per_s: per_s(commands as f64),
+        cpu_user_s: cpu.user.as_secs_f64(),
+        cpu_system_s: cpu.system.as_secs_f64(),
+        cpu_ms_per_gb: (total > 0).then(|| cpu.total().as_secs_f64() * 1e3 / (total as f64 / 1e9)),
+        modes_seen: modes.into(),
+        verified: c.verify,
+        file,
+    };
+    if c.output.json {
+        print_json(&report)?;
+    } else {
+        // With the data on stdout, the summary goes to stderr.
+        let mut text = format!(
+            "{op} {} {} {} at offset {} in {commands} commands of {}: {secs:.3} s, {:.1} MB/s, {:.0} commands/s, CPU {} ms/GB; ran as: {modes}{}",
+            human(total),
+            if dir == Dir::Read { "from" } else { "to" },
+            dev_name,
+            c.offset,
+            human(c.bs as u64),
+            report.mb_per_s,
+            report.commands_per_s,
+            report
+                .cpu_ms_per_gb
+                .map_or("?".to_string(), |v| format!("{v:.1}")),
+            if c.verify { "; verified" } else { "" }
+        );
+        if c.mode != Way::Mmap && modes.of(c.mode) < modes.total() {
+            text += &fallback_note(c.mode, modes);
+        }
+        if matches!(sink, Sink::Stdout(_)) {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    }
+    Ok(())
+}
+
+/// Says why direct IO ran otherwise, when it did.
+fn fallback_note(way: Way, modes: ModeCounts) -> String {
+    let why = match sgmap::discover::allow_dio() {
+        Some(false) => "allow_dio is off (echo 1 > /sys/module/sg/parameters/allow_dio)",
+        _ => "the kernel chose indirect IO (alignment or a host limit)",
+    };
+    format!(
+        "\nnote: {} of {} commands asked for {way} IO did not get it: {why}",
+        modes.total() - modes.of(way),
+        modes.total()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pattern_differs_per_block_and_seed_and_repeats() {
+        let mut a = vec![0u8; 1024];
+        let mut b = vec![0u8; 1024];
+        pattern(1, 10, 512, &mut a);
+        pattern(1, 10, 512, &mut b);
+        assert_eq!(a, b);
+        assert_ne!(a[..512], a[512..]);
+        pattern(2, 10, 512, &mut b);
+        assert_ne!(a, b);
+        // Block 11 of a transfer at LBA 10 is block 0 of one at LBA 11.
+        let mut c = vec![0u8; 512];
+        pattern(1, 11, 512, &mut c);
+        assert_eq!(&a[512..], &c[..]);
+    }
+}
