@@ -1,0 +1,12 @@
+//! Fuzz target `response`: every decoder in `sgmap::response` on arbitrary bytes.
+//!
+//! The body and the properties it checks are in
+//! `crates/core/tests/fuzz_bodies/`, shared with the host regression test.
+
+#![no_main]
+
+#[allow(dead_code)]
+#[path = "../../crates/core/tests/fuzz_bodies/mod.rs"]
+mod bodies;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::response(data));
