@@ -7,7 +7,10 @@
 //! - `testbed [--scsi-debug "PARAMS"] [--no-dio] -- CMD [ARGS]`: boot the test
 //!   bed and run one command in it, with its output and exit status.
 //! - `demo`: the three transfer modes on the built-in scsi_debug disk.
+//! - `fuzz [--seconds N] [--keep] [TARGET...]`: the cargo-fuzz targets under
+//!   `fuzz/`, a bounded time each; crash inputs go to `fuzz/regressions/`.
 
+mod fuzz;
 mod test;
 mod testbed;
 
@@ -24,6 +27,7 @@ fn main() -> ExitCode {
         Some("test") => test::test(&ws, &args[1..]),
         Some("testbed") => test::testbed(&ws, &args[1..]),
         Some("demo") => test::demo(&ws, &args[1..]),
+        Some("fuzz") => fuzz::fuzz(&ws, &args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
             eprintln!("{}", USAGE);
             Ok(())
@@ -42,7 +46,8 @@ fn main() -> ExitCode {
 const USAGE: &str = "usage: cargo xtask <command>
   test [--device /dev/sgN] [--kernel-only] [FILTER]   host tests, then in-kernel tests
   testbed [--scsi-debug PARAMS] [--no-dio] -- CMD...  run one command in the test bed
-  demo                                               the three transfer modes on scsi_debug";
+  demo                                               the three transfer modes on scsi_debug
+  fuzz [--seconds N] [--keep] [TARGET...]            fuzz each target N s (default 60)";
 
 /// The workspace root, found from this crate's manifest folder.
 fn workspace_root() -> PathBuf {
