@@ -571,6 +571,51 @@ pub fn run(
     })
 }
 
+/// What the benches need to know about a device before timing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceFacts {
+    /// Logical block size in bytes.
+    pub block_size: usize,
+    /// Size in blocks.
+    pub blocks: u64,
+    /// The largest transfer one command can carry (and the largest reserved
+    /// buffer the kernel grants), in bytes.
+    pub max_transfer: usize,
+}
+
+impl DeviceFacts {
+    /// Opens `path`, passes over a pending UNIT ATTENTION and reads the facts.
+    pub fn probe(path: &Path) -> Result<DeviceFacts, Error> {
+        let dev = Device::open(path)?;
+        dev.wait_ready()?;
+        let cap = dev.read_capacity()?;
+        Ok(DeviceFacts {
+            block_size: cap.block_size as usize,
+            blocks: cap.blocks,
+            max_transfer: dev.max_transfer(),
+        })
+    }
+
+    /// The granted maximum as a transfer size: whole pages and whole blocks.
+    pub fn max_size(&self) -> usize {
+        let page = 4096;
+        self.max_transfer / page * page / self.block_size.max(1) * self.block_size.max(1)
+    }
+
+    /// The benches' transfer sizes: 4 KiB, 64 KiB, 256 KiB, 1 MiB and the
+    /// granted maximum, leaving out what the device cannot take in one
+    /// command or in whole blocks.
+    pub fn bench_sizes(&self) -> Vec<usize> {
+        let mut v: Vec<usize> = [4 << 10, 64 << 10, 256 << 10, 1 << 20, self.max_size()]
+            .into_iter()
+            .filter(|&s| s > 0 && s <= self.max_size() && s % self.block_size.max(1) == 0)
+            .collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
 /// Whether this build can keep `depth` commands in flight for `way`. Depth 1
 /// (synchronous `SG_IO`) always; deeper queues need the asynchronous queue.
 pub fn supports_depth(depth: usize) -> bool {
@@ -600,6 +645,26 @@ mod tests {
         let mut short = Cycle::new(0, 3, 8);
         assert_eq!([short.next_lba(), short.next_lba()], [0, 0]);
         assert_eq!(short.end(), 8);
+    }
+
+    #[test]
+    fn bench_sizes_stop_at_the_granted_maximum() {
+        let f = DeviceFacts {
+            block_size: 512,
+            blocks: 1 << 19,
+            max_transfer: 1_310_720,
+        };
+        assert_eq!(f.bench_sizes(), [4096, 65536, 262_144, 1 << 20, 1_310_720]);
+        let small = DeviceFacts {
+            max_transfer: 128 * 1024 + 512,
+            ..f
+        };
+        assert_eq!(small.bench_sizes(), [4096, 65536, 131_072]);
+        let four_k = DeviceFacts {
+            block_size: 4096,
+            ..f
+        };
+        assert_eq!(four_k.bench_sizes().len(), 5);
     }
 
     #[test]
