@@ -7,10 +7,18 @@
 //! - `testbed [--scsi-debug "PARAMS"] [--no-dio] -- CMD [ARGS]`: boot the test
 //!   bed and run one command in it, with its output and exit status.
 //! - `demo`: the three transfer modes on the built-in scsi_debug disk.
+//! - `bench [FILTER...]`: the criterion benches inside the test bed (scsi_debug
+//!   `delay=0`, then `ndelay=100000`); reports copied to `target/criterion`.
+//! - `compare [--rounds N] [--run-ms MS] [--sizes LIST] [--quick]`: sgmap's
+//!   three modes beside sg_read and fio's sg engine in one boot; one table,
+//!   plus markdown, JSON and plots in `target/compare`.
 //! - `fuzz [--seconds N] [--keep] [TARGET...]`: the cargo-fuzz targets under
 //!   `fuzz/`, a bounded time each; crash inputs go to `fuzz/regressions/`.
 
+mod bench;
+mod compare;
 mod fuzz;
+mod peers;
 mod test;
 mod testbed;
 
@@ -27,6 +35,8 @@ fn main() -> ExitCode {
         Some("test") => test::test(&ws, &args[1..]),
         Some("testbed") => test::testbed(&ws, &args[1..]),
         Some("demo") => test::demo(&ws, &args[1..]),
+        Some("bench") => bench::bench(&ws, &args[1..]),
+        Some("compare") => compare::compare(&ws, &args[1..]),
         Some("fuzz") => fuzz::fuzz(&ws, &args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
             eprintln!("{}", USAGE);
@@ -47,6 +57,8 @@ const USAGE: &str = "usage: cargo xtask <command>
   test [--device /dev/sgN] [--kernel-only] [FILTER]   host tests, then in-kernel tests
   testbed [--scsi-debug PARAMS] [--no-dio] -- CMD...  run one command in the test bed
   demo                                               the three transfer modes on scsi_debug
+  bench [FILTER...]                                  criterion benches in the test bed -> target/criterion
+  compare [--rounds N] [--run-ms MS] [--quick]       sgmap vs sg_read and fio in one boot -> target/compare
   fuzz [--seconds N] [--keep] [TARGET...]            fuzz each target N s (default 60)";
 
 /// The workspace root, found from this crate's manifest folder.

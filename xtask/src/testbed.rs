@@ -81,6 +81,9 @@ pub(crate) struct BootReport {
     pub boot_s: Option<f64>,
     /// The kernel console, for diagnosing a boot that went wrong.
     pub console: String,
+    /// The host folder the guest saw as `/run/out`: files jobs wrote there
+    /// (reports, plots) are here after the boot.
+    pub out_dir: PathBuf,
 }
 
 fn unpacked_root(cache: &Path) -> PathBuf {
@@ -206,6 +209,7 @@ impl Testbed {
             elapsed,
             boot_s,
             console,
+            out_dir: out,
         })
     }
 

@@ -1,0 +1,518 @@
+//! `cargo xtask compare`: sgmap's three modes and its peers side by side in
+//! one boot of the test bed, on the same scsi_debug disk and transfers.
+//!
+//! - phase `sync` (scsi_debug `delay=0`): `sgmap bench --peers` at 4 KiB,
+//!   64 KiB, 256 KiB, 1 MiB and the granted maximum, depths 1 and 16: sgmap
+//!   mmap, direct and indirect, sg3_utils' `sg_read` (indirect, `dio=1`,
+//!   `mmap=1`) and fio's sg engine, against the TEST UNIT READY and
+//!   single-copy floors;
+//! - phase `latency` (`ndelay=100000`, 100 µs per command): sgmap and fio at
+//!   depths 1 and 16.
+//!
+//! The runs are interleaved and the figures are medians (see `sgmap bench`).
+//! One table goes to stdout and to `target/compare/compare.md`, everything
+//! to `target/compare/compare.json`, and the plots to
+//! `target/compare/{sync,latency}.svg`. sg3-utils and fio are installed first
+//! when missing.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::bench::{build, target_dir, LATENCY_SCSI_DEBUG};
+use crate::testbed::{sh_quote, Job, Phase, Testbed, DEFAULT_SCSI_DEBUG};
+use crate::Result;
+
+/// Options of `cargo xtask compare`.
+#[derive(Debug)]
+struct Opts {
+    rounds: u32,
+    run_ms: u32,
+    sizes: String,
+}
+
+fn parse(args: &[String]) -> Result<Opts> {
+    let mut o = Opts {
+        rounds: 5,
+        run_ms: 250,
+        sizes: "4k,64k,256k,1m,max".into(),
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| -> Result<String> {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value").into())
+        };
+        match a.as_str() {
+            "--rounds" => o.rounds = value("--rounds")?.parse()?,
+            "--run-ms" => o.run_ms = value("--run-ms")?.parse()?,
+            "--sizes" => o.sizes = value("--sizes")?,
+            "--quick" => {
+                o.rounds = 3;
+                o.run_ms = 100;
+            }
+            other => {
+                return Err(format!(
+                    "unknown option {other}; usage: cargo xtask compare [--rounds N] [--run-ms MS] [--sizes LIST] [--quick]"
+                )
+                .into())
+            }
+        }
+    }
+    if o.rounds == 0 || o.run_ms == 0 {
+        return Err("--rounds and --run-ms must be at least 1".into());
+    }
+    Ok(o)
+}
+
+/// One guest job: `sgmap bench` writing its JSON and plot into /run/out.
+fn job(sgmap: &Path, phase: &str, bench_args: &[&str]) -> Job {
+    let mut cmd = format!(
+        "exec {} bench \"$SGMAP_TEST_DEVICE\" --json --quiet --plot /run/out/{phase}.svg",
+        sh_quote(&sgmap.display().to_string())
+    );
+    for a in bench_args {
+        cmd.push(' ');
+        cmd.push_str(&sh_quote(a));
+    }
+    cmd += &format!(" > /run/out/{phase}.json");
+    Job {
+        name: format!("sgmap bench ({phase})"),
+        argv: vec!["/bin/sh".into(), "-c".into(), cmd],
+        env: vec![],
+        timeout_s: 3000,
+    }
+}
+
+/// `cargo xtask compare`.
+pub(crate) fn compare(ws: &Path, args: &[String]) -> Result<()> {
+    let o = parse(args)?;
+    crate::peers::ensure()?;
+    let bins = build(
+        ws,
+        &["build", "--release", "-p", "sgmap-cli", "--bin", "sgmap"],
+        "bin",
+    )?;
+    let sgmap = bins
+        .iter()
+        .find(|b| b.name == "sgmap")
+        .ok_or("building sgmap-cli gave no `sgmap` executable")?
+        .path
+        .clone();
+    let rounds = o.rounds.to_string();
+    let run_ms = o.run_ms.to_string();
+    let phases = [
+        Phase {
+            name: "sync".into(),
+            scsi_debug: DEFAULT_SCSI_DEBUG.into(),
+            allow_dio: true,
+            jobs: vec![job(
+                &sgmap,
+                "sync",
+                &[
+                    "--peers",
+                    "sg_read,fio",
+                    "--sizes",
+                    &o.sizes,
+                    "--depth",
+                    "1,16",
+                    "--rounds",
+                    &rounds,
+                    "--run-ms",
+                    &run_ms,
+                ],
+            )],
+        },
+        Phase {
+            name: "latency".into(),
+            scsi_debug: LATENCY_SCSI_DEBUG.into(),
+            allow_dio: true,
+            jobs: vec![job(
+                &sgmap,
+                "latency",
+                &[
+                    "--peers", "fio", "--sizes", "4k,64k", "--depth", "1,16", "--rounds", &rounds,
+                    "--run-ms", &run_ms,
+                ],
+            )],
+        },
+    ];
+    let tb = Testbed::ensure(ws)?;
+    eprintln!(
+        "xtask: comparing sgmap with sg_read and fio in the test bed ({} rounds of ~{} ms runs per contender)",
+        o.rounds, o.run_ms
+    );
+    let report = tb.boot(&phases, Duration::from_secs(3600))?;
+    let dest = target_dir(ws).join("compare");
+    std::fs::create_dir_all(&dest)?;
+    let mut docs = serde_json::Map::new();
+    let mut failed = Vec::new();
+    for (phase, j) in ["sync", "latency"].iter().zip(&report.jobs) {
+        let path = report.out_dir.join(format!("{phase}.json"));
+        let doc = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok());
+        match (j.status, doc) {
+            (Some(0), Some(doc)) => {
+                docs.insert((*phase).into(), doc);
+            }
+            (status, _) => {
+                eprintln!(
+                    "xtask: the {phase} phase failed (exit {status:?}):\n{}",
+                    j.output.trim_end()
+                );
+                failed.push(*phase);
+            }
+        }
+        let svg = report.out_dir.join(format!("{phase}.svg"));
+        if svg.is_file() {
+            std::fs::copy(&svg, dest.join(format!("{phase}.svg")))?;
+        }
+    }
+    let targets = evaluate(&docs);
+    let md = markdown(&docs, &targets, &o);
+    print!("{md}");
+    std::fs::write(dest.join("compare.md"), &md)?;
+    let all = json!({
+        "rounds": o.rounds,
+        "run_ms": o.run_ms,
+        "phases": docs,
+        "targets": targets,
+    });
+    std::fs::write(
+        dest.join("compare.json"),
+        serde_json::to_string_pretty(&all)?,
+    )?;
+    println!(
+        "\nwritten: {0}/compare.md, {0}/compare.json, {0}/sync.svg, {0}/latency.svg (test bed: {1:.0} s)",
+        dest.display(),
+        report.elapsed.as_secs_f64()
+    );
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("the comparison's {} phase(s) failed", failed.join(" and ")).into())
+    }
+}
+
+fn num(v: &Value) -> Option<f64> {
+    v.as_f64()
+}
+
+fn size(bytes: u64) -> String {
+    if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
+        format!("{} MiB", bytes >> 20)
+    } else if bytes >= 1 << 20 {
+        format!("{:.2} MiB", bytes as f64 / (1 << 20) as f64)
+    } else if bytes >= 1024 {
+        format!("{} KiB", bytes >> 10)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+fn ratio(v: &Value) -> String {
+    num(v).map_or("-".into(), |x| format!("{x:.2}"))
+}
+
+/// The rows of `phase` matching `pred`.
+fn rows<'a>(
+    docs: &'a serde_json::Map<String, Value>,
+    phase: &str,
+    pred: impl Fn(&Value) -> bool + 'a,
+) -> impl Iterator<Item = &'a Value> + 'a {
+    docs.get(phase)
+        .and_then(|d| d["results"].as_array())
+        .into_iter()
+        .flatten()
+        .filter(move |r| pred(r))
+}
+
+fn is(r: &Value, tool: &str, dir: &str, depth: u64) -> bool {
+    r["tool"] == tool && r["dir"] == dir && r["depth"] == depth
+}
+
+/// Checks the issue's targets against the measured rows.
+fn evaluate(docs: &serde_json::Map<String, Value>) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut push = |name: &str, met: Option<bool>, detail: String| {
+        out.push(json!({ "target": name, "met": met, "detail": detail }));
+    };
+    // 1. Each sgmap mode at least matches sg_read's same mode at every size.
+    let vs: Vec<(String, u64, f64)> = rows(docs, "sync", |r| is(r, "sgmap", "read", 1))
+        .filter_map(|r| {
+            Some((
+                r["mode"].as_str()?.to_string(),
+                r["bs"].as_u64()?,
+                num(&r["vs_sg_read"])?,
+            ))
+        })
+        .collect();
+    let misses: Vec<String> = vs
+        .iter()
+        .filter(|(_, _, x)| *x < 1.0)
+        .map(|(m, b, x)| format!("{m} at {}: {x:.2}", size(*b)))
+        .collect();
+    push(
+        "every sgmap mode >= sg_read's same mode at every size (ratio >= 1.00)",
+        (!vs.is_empty()).then_some(misses.is_empty()),
+        if vs.is_empty() {
+            "not measured (no sg_read rows)".into()
+        } else if misses.is_empty() {
+            format!(
+                "all {} ratios >= 1.00 (lowest {:.2})",
+                vs.len(),
+                vs.iter().map(|v| v.2).fold(f64::MAX, f64::min)
+            )
+        } else {
+            format!("below 1.00: {}", misses.join("; "))
+        },
+    );
+    let at = |mode: &str, bs: u64, key: &str| {
+        rows(docs, "sync", |r| is(r, "sgmap", "read", 1))
+            .find(|r| r["mode"] == mode && r["bs"] == bs)
+            .and_then(|r| num(&r[key]))
+    };
+    // 2. mmap beats indirect by >= 1.5x at 1 MiB.
+    let m = at("mmap", 1 << 20, "vs_indirect");
+    push(
+        "mmap >= 1.5x indirect at 1 MiB",
+        m.map(|x| x >= 1.5),
+        m.map_or("not measured".into(), |x| {
+            format!("mmap / indirect = {x:.2}")
+        }),
+    );
+    // 3. mmap at 1 MiB reaches >= 85% of the single-copy floor.
+    let c = at("mmap", 1 << 20, "vs_copy");
+    push(
+        "mmap at 1 MiB >= 85% of one memory copy",
+        c.map(|x| x >= 0.85),
+        c.map_or("not measured".into(), |x| {
+            format!("mmap / copy = {:.0}%", x * 100.0)
+        }),
+    );
+    // 4. Every mode at 4 KiB reaches >= 90% of the TUR round-trip rate.
+    let t: Vec<(String, f64)> = ["mmap", "direct", "indirect"]
+        .iter()
+        .filter_map(|m| Some((m.to_string(), at(m, 4096, "vs_tur")?)))
+        .collect();
+    push(
+        "every mode at 4 KiB >= 90% of TEST UNIT READY round trips",
+        (!t.is_empty()).then(|| t.iter().all(|(_, x)| *x >= 0.9)),
+        t.iter()
+            .map(|(m, x)| format!("{m} {:.0}%", x * 100.0))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    // 5. At depth 16 with 100 us latency, sgmap beats fio in commands/s.
+    let d16: Vec<(String, u64, f64)> = rows(docs, "latency", |r| is(r, "sgmap", "read", 16))
+        .filter_map(|r| {
+            Some((
+                r["mode"].as_str()?.to_string(),
+                r["bs"].as_u64()?,
+                num(&r["vs_fio"])?,
+            ))
+        })
+        .collect();
+    let reason = docs
+        .get("latency")
+        .and_then(|d| d["skipped"].as_array())
+        .and_then(|s| {
+            s.iter()
+                .find(|k| k["tool"] == "sgmap" && k["depth"] == 16)
+                .and_then(|k| k["reason"].as_str())
+        })
+        .unwrap_or("no depth-16 rows")
+        .to_string();
+    push(
+        "sgmap at depth 16 beats fio's sg engine at depth 16 (100 us latency) in commands/s",
+        (!d16.is_empty()).then(|| d16.iter().all(|(_, _, x)| *x > 1.0)),
+        if d16.is_empty() {
+            format!("not measured: {reason}")
+        } else {
+            d16.iter()
+                .map(|(m, b, x)| format!("{m} {}: {x:.2}", size(*b)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+    );
+    out
+}
+
+/// The comparison as markdown: floors, one table of every row, the targets.
+fn markdown(docs: &serde_json::Map<String, Value>, targets: &[Value], o: &Opts) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# sgmap against sg_read and fio\n\nOne boot of the test bed (user-mode Linux, sg over scsi_debug); medians of {} interleaved runs of ~{} ms per contender. \
+         Ratios compare commands per second at the same transfer size, direction and depth (÷sg_read: same mode; ÷fio: fio's sg engine, indirect IO). \
+         Numbers are for ratios within this boot, not claims about hardware.\n",
+        o.rounds, o.run_ms
+    );
+    for (phase, doc) in docs {
+        let f = &doc["floors"];
+        let _ = write!(
+            s,
+            "- `{phase}` (scsi_debug `{}`): TEST UNIT READY {} cmd/s; one copy from a cold source:",
+            if phase == "sync" {
+                DEFAULT_SCSI_DEBUG
+            } else {
+                LATENCY_SCSI_DEBUG
+            },
+            num(&f["tur_commands_per_s"]).map_or("?".into(), |v| format!("{v:.0}"))
+        );
+        for c in f["copy"].as_array().into_iter().flatten() {
+            let _ = write!(
+                s,
+                " {} {:.0} MB/s;",
+                size(c["bs"].as_u64().unwrap_or(0)),
+                num(&c["mb_per_s"]).unwrap_or(0.0)
+            );
+        }
+        s.push('\n');
+    }
+    s.push_str(
+        "\n| phase | dir | size | depth | contender | MB/s | cmd/s | CPU ms/GB | ÷indirect | ÷TUR | ÷copy | ÷sg_read | ÷fio |\n\
+         | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+    );
+    for (phase, doc) in docs {
+        for r in doc["results"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                s,
+                "| {phase} | {} | {} | {} | {} {} | {:.1} | {:.0} | {} | {} | {} | {} | {} | {} |",
+                r["dir"].as_str().unwrap_or("?"),
+                size(r["bs"].as_u64().unwrap_or(0)),
+                r["depth"],
+                r["tool"].as_str().unwrap_or("?"),
+                r["mode"].as_str().unwrap_or("?"),
+                num(&r["mb_per_s"]).unwrap_or(0.0),
+                num(&r["commands_per_s"]).unwrap_or(0.0),
+                num(&r["cpu_ms_per_gb"]).map_or("-".into(), |v| format!("{v:.0}")),
+                ratio(&r["vs_indirect"]),
+                ratio(&r["vs_tur"]),
+                ratio(&r["vs_copy"]),
+                ratio(&r["vs_sg_read"]),
+                ratio(&r["vs_fio"]),
+            );
+        }
+    }
+    let mut skipped = Vec::new();
+    for (phase, doc) in docs {
+        for k in doc["skipped"].as_array().into_iter().flatten() {
+            let line = format!(
+                "- {phase}: {} {} depth {}: {}",
+                k["tool"].as_str().unwrap_or("?"),
+                k["mode"].as_str().unwrap_or("?"),
+                k["depth"],
+                k["reason"].as_str().unwrap_or("?")
+            );
+            if !skipped.contains(&line) {
+                skipped.push(line);
+            }
+        }
+    }
+    if !skipped.is_empty() {
+        s.push_str("\nNot measured:\n");
+        for l in skipped {
+            let _ = writeln!(s, "{l}");
+        }
+    }
+    s.push_str("\n## Targets\n\n");
+    for t in targets {
+        let mark = match t["met"].as_bool() {
+            Some(true) => "met",
+            Some(false) => "MISSED",
+            None => "not measured",
+        };
+        let _ = writeln!(
+            s,
+            "- **{mark}**: {} — {}",
+            t["target"].as_str().unwrap_or("?"),
+            t["detail"].as_str().unwrap_or("")
+        );
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(tool: &str, mode: &str, bs: u64, depth: u64, extra: Value) -> Value {
+        let mut r = json!({
+            "tool": tool, "mode": mode, "dir": "read", "bs": bs, "depth": depth,
+            "mb_per_s": 100.0, "commands_per_s": 1000.0, "cpu_ms_per_gb": null,
+        });
+        if let (Some(r), Some(e)) = (r.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                r.insert(k.clone(), v.clone());
+            }
+        }
+        r
+    }
+
+    #[test]
+    fn targets_are_judged_from_the_rows() {
+        let sync = json!({
+            "floors": {"tur_commands_per_s": 50000.0, "copy": []},
+            "results": [
+                row("sgmap", "mmap", 4096, 1, json!({"vs_sg_read": 1.1, "vs_tur": 0.95})),
+                row("sgmap", "indirect", 4096, 1, json!({"vs_sg_read": 0.97, "vs_tur": 0.85})),
+                row("sgmap", "mmap", 1 << 20, 1, json!({"vs_sg_read": 1.2, "vs_indirect": 1.8, "vs_copy": 0.7})),
+            ],
+            "skipped": [],
+        });
+        let latency = json!({
+            "floors": {"copy": []},
+            "results": [row("fio", "indirect", 4096, 16, json!({}))],
+            "skipped": [{"tool": "sgmap", "mode": "mmap", "depth": 16, "reason": "no queue yet"}],
+        });
+        let mut docs = serde_json::Map::new();
+        docs.insert("sync".into(), sync);
+        docs.insert("latency".into(), latency);
+        let t = evaluate(&docs);
+        assert_eq!(t[0]["met"], false);
+        assert!(t[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("indirect at 4 KiB: 0.97"));
+        assert_eq!(t[1]["met"], true);
+        assert_eq!(t[2]["met"], false);
+        assert!(t[2]["detail"].as_str().unwrap().contains("70%"));
+        assert_eq!(t[3]["met"], false);
+        assert_eq!(t[4]["met"], Value::Null);
+        assert!(t[4]["detail"].as_str().unwrap().contains("no queue yet"));
+        let md = markdown(
+            &docs,
+            &t,
+            &Opts {
+                rounds: 3,
+                run_ms: 100,
+                sizes: String::new(),
+            },
+        );
+        assert!(
+            md.contains("| sync | read | 1 MiB | 1 | sgmap mmap |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("**MISSED**") && md.contains("**not measured**"),
+            "{md}"
+        );
+        assert!(
+            md.contains("- latency: sgmap mmap depth 16: no queue yet"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn options_parse() {
+        let o = parse(&["--quick".into()]).unwrap();
+        assert_eq!((o.rounds, o.run_ms), (3, 100));
+        assert!(parse(&["--bogus".into()]).is_err());
+        assert!(parse(&["--rounds".into(), "0".into()]).is_err());
+    }
+}
