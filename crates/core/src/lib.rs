@@ -136,8 +136,11 @@ mod helpers;
 mod io;
 mod mmap;
 mod outcome;
+mod pool;
+mod queue;
 pub mod response;
 pub mod sense;
+pub mod stream;
 
 pub use buffer::DirectBuf;
 pub use command::{Command, Data, Direction, DEFAULT_TIMEOUT};
@@ -148,3 +151,5 @@ pub use mmap::{Access, DeviceInfo, MappedDevice, View};
 pub use outcome::{
     command_name, driver_byte_name, host_byte_name, status_name, Fallback, Mode, Outcome,
 };
+pub use pool::{Lease, Pool, PoolCompletion};
+pub use queue::{Completion, IoBuf, Payload, Queue, Rejected, Ticket, MAX_IN_FLIGHT};

@@ -8,6 +8,9 @@ mod faults;
 mod mmap;
 mod modes;
 mod open;
+mod pool;
+mod queue;
+mod stream;
 
 use sgmap_testkit::KernelTest;
 
@@ -18,5 +21,8 @@ fn main() -> std::process::ExitCode {
     tests.extend(modes::TESTS);
     tests.extend(faults::TESTS);
     tests.extend(access::TESTS);
+    tests.extend(queue::TESTS);
+    tests.extend(pool::TESTS);
+    tests.extend(stream::TESTS);
     sgmap_testkit::run(&tests)
 }
