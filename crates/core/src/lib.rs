@@ -63,6 +63,68 @@
 //! # Ok::<(), sgmap::Error>(())
 //! ```
 //!
+//! ## Many commands in flight: queue, pool, stream
+//!
+//! `SG_IO` waits for its one command. The driver's asynchronous interface
+//! (`write()` a header to submit, `read()` it back to collect) keeps up to 16
+//! commands per fd in flight, and sgmap offers it three ways:
+//!
+//! - [`Queue`]: one fd, up to [`MAX_IN_FLIGHT`] indirect or direct commands.
+//!   It owns each command's buffer ([`Payload`]) until the [`Completion`]
+//!   gives it back, so no buffer the kernel may still write can be touched or
+//!   freed; it matches each completion to its request by `pack_id`
+//!   (`SG_SET_FORCE_PACK_ID`) whatever order the device finishes in; the
+//!   driver's EDOM ("16 outstanding") becomes waiting, never an error; and a
+//!   dropped queue collects what is still in flight first. Its fd polls
+//!   readable when a completion is ready, for the caller's own event loop.
+//! - [`Pool`]: N fds, each with its own mapped reserved buffer, for N mmap-ed
+//!   (zero-copy) commands in flight. A completion lends the bytes in place
+//!   ([`PoolCompletion::data`]) and frees the buffer when dropped. A pool fd
+//!   carries only mmap-ed commands, so the driver's EBUSY (an indirect
+//!   request borrowed the reserved buffer) cannot happen.
+//! - [`stream`]: a range of blocks read or written with a chosen mode,
+//!   transfer size and depth, the queue kept full, data delivered in order.
+//!
+//! ```no_run
+//! use sgmap::{cdb::Cdb, Command, Direction, DirectBuf, Payload, Pool, Queue};
+//! use sgmap::stream::{self, Options, StreamMode};
+//!
+//! // Sixteen direct-IO reads in flight on one fd; collect them as they finish.
+//! let mut q = Queue::open("/dev/sg0")?;
+//! q.device().wait_ready()?;
+//! for i in 0..16u64 {
+//!     let cmd = Command::new(Cdb::read(i * 128, 128)?).direct();
+//!     q.submit(&cmd, Payload::read(DirectBuf::new(128 * 512)))?;
+//! }
+//! for done in q.drain()? {
+//!     let done = done.check(q.path())?;
+//!     println!("{}: {} bytes, {} IO", done.ticket, done.bytes().len(), done.outcome.mode);
+//! }
+//!
+//! // Four mmap-ed reads in flight, each in its own fd's mapped buffer.
+//! let mut pool = Pool::open("/dev/sg0", 4, 64 * 1024)?;
+//! let mut lba = 0;
+//! while let Some(lease) = pool.lease() {
+//!     lease.submit(&Command::new(Cdb::read(lba, 128)?), Direction::FromDevice, 128 * 512)?;
+//!     lba += 128;
+//! }
+//! while pool.pending() > 0 {
+//!     let done = pool.wait()?;
+//!     done.check()?;
+//!     let bytes: &[u8] = done.data(); // no copy: the mapped buffer itself
+//!     println!("{}: {} bytes from fd #{}", done.ticket(), bytes.len(), done.index());
+//! }
+//!
+//! // Or let a stream keep eight commands in flight and hand over the data in order.
+//! let opts = Options::new(StreamMode::Mmap).transfer_bytes(256 * 1024).depth(8);
+//! let totals = stream::read("/dev/sg0", 0..65_536, opts, |lba, data: &[u8]| {
+//!     println!("LBA {lba}: {} bytes", data.len());
+//!     Ok::<_, sgmap::Error>(())
+//! })?;
+//! println!("{} bytes, {} commands, {} IO", totals.bytes, totals.commands, totals.mode);
+//! # Ok::<(), sgmap::Error>(())
+//! ```
+//!
 //! ## The sg driver's rules, and where sgmap keeps them
 //!
 //! - The reserved size is asked for and granted, maybe smaller: sgmap always
@@ -113,8 +175,9 @@
 //!    command runs. Simplest: let each process open its own fd, each with its
 //!    own reserved buffer.
 //! 6. **`SG_FLAG_MMAP_IO` works with `ioctl(SG_IO)` and with `write()`**:
-//!    [`MappedDevice::execute`] uses SG_IO; the async queue submits with
-//!    `write()`.
+//!    [`MappedDevice::execute`] uses SG_IO; a [`Pool`] submits with
+//!    `write()` and collects with `read()`, on the same kind of fd.
+//!    (in-kernel tests: `mmap_io_works_through_sg_io_and_through_write_read_on_one_fd`)
 //! 7. **The driver does not check that the mapping covers the transfer**
 //!    (it only records that `mmap()` was called once): sgmap checks every mmap-ed
 //!    transfer against the mapped length before asking the kernel, so the
