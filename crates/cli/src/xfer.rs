@@ -132,24 +132,30 @@ enum Source {
 pub(crate) fn read(args: &ReadArgs) -> Result<()> {
     let c = &args.common;
     if c.span.is_some() && args.out.is_some() {
-        return Err(Failure(
-            "read: --span re-reads the same blocks; it cannot be combined with --out".into(),
-        ));
+        return Err(Failure(format!(
+            "{}: read: --span re-reads the same blocks; it cannot be combined with --out",
+            c.device.display()
+        )));
     }
     let sink = match &args.out {
         None => Sink::None,
         Some(p) if p.as_os_str() == "-" => {
             if c.output.json {
-                return Err(Failure(
-                    "read: --out - writes the data to stdout, where --json goes too; pick one"
-                        .into(),
-                ));
+                return Err(Failure(format!(
+                    "{}: read: --out - writes the data to stdout, where --json goes too; pick one",
+                    c.device.display()
+                )));
             }
             Sink::Stdout(std::io::stdout().lock())
         }
         Some(p) => Sink::File(
-            File::create(p)
-                .map_err(|e| Failure(format!("read: cannot create {}: {e}", p.display())))?,
+            File::create(p).map_err(|e| {
+                Failure(format!(
+                    "{}: read: cannot create the --out file {}: {e}",
+                    c.device.display(),
+                    p.display()
+                ))
+            })?,
             p.clone(),
         ),
     };
@@ -160,18 +166,29 @@ pub(crate) fn read(args: &ReadArgs) -> Result<()> {
 pub(crate) fn write(args: &WriteArgs) -> Result<()> {
     let c = &args.common;
     if c.span.is_some() && args.input.is_some() {
-        return Err(Failure(
-            "write: --span rewrites the same blocks; it cannot be combined with --in".into(),
-        ));
+        return Err(Failure(format!(
+            "{}: write: --span rewrites the same blocks; it cannot be combined with --in",
+            c.device.display()
+        )));
     }
     let (source, file_len) = match &args.input {
         None => (Source::Pattern(args.seed), None),
         Some(p) => {
-            let f = File::open(p)
-                .map_err(|e| Failure(format!("write: cannot open {}: {e}", p.display())))?;
+            let dev = c.device.display();
+            let f = File::open(p).map_err(|e| {
+                Failure(format!(
+                    "{dev}: write: cannot open the --in file {}: {e}",
+                    p.display()
+                ))
+            })?;
             let len = f
                 .metadata()
-                .map_err(|e| Failure(format!("write: cannot stat {}: {e}", p.display())))?
+                .map_err(|e| {
+                    Failure(format!(
+                        "{dev}: write: cannot stat the --in file {}: {e}",
+                        p.display()
+                    ))
+                })?
                 .len();
             (Source::File(f, p.clone()), Some(len))
         }

@@ -1,0 +1,527 @@
+//! In-kernel tests of the `sgmap` command: the built binary is run for list,
+//! info, read, write and bench against the test bed's scsi_debug disk, its
+//! `--json` output parsed and checked, and data written with `write --in`
+//! compared byte for byte with what `read --out` brings back. Run by
+//! `cargo xtask test`; skipped (ignored) on a host without `SGMAP_TEST_DEVICE`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use sgmap_testkit::{ensure, ensure_eq, pattern, Ctx, Failed, KernelTest};
+
+const SGMAP: &str = env!("CARGO_BIN_EXE_sgmap");
+
+fn main() -> std::process::ExitCode {
+    sgmap_testkit::run(&[
+        KernelTest::scsi_debug("list_json_names_the_scsi_debug_disk", list),
+        KernelTest::scsi_debug("info_json_reports_capacity_limits_and_dio", info),
+        KernelTest::scsi_debug(
+            "integrity_write_in_then_read_out_in_every_mode_pair",
+            round_trip,
+        ),
+        KernelTest::scsi_debug("write_and_read_verify_and_stdout", verify_and_stdout),
+        KernelTest::device(
+            "errors_name_the_device_and_command_and_exit_non_zero",
+            errors,
+        ),
+        KernelTest::scsi_debug("bench_json_compares_modes_floors_and_peers", bench),
+    ])
+}
+
+/// Runs `sgmap ARGS`.
+fn sgmap(args: &[&str]) -> Result<Output, Failed> {
+    Command::new(SGMAP)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {SGMAP}: {e}").into())
+}
+
+/// Runs `sgmap ARGS`, which must succeed, and parses its stdout as JSON.
+fn json(args: &[&str]) -> Result<Value, Failed> {
+    let out = sgmap(args)?;
+    ensure(
+        out.status.success(),
+        format!(
+            "sgmap {} exited with {}: {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )?;
+    serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "sgmap {}: stdout is not JSON ({e}): {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout)
+        )
+        .into()
+    })
+}
+
+fn dev(ctx: &Ctx) -> &str {
+    ctx.device.to_str().unwrap_or_default()
+}
+
+/// A fresh folder under the guest's /tmp (a tmpfs).
+fn scratch(name: &str) -> Result<PathBuf, Failed> {
+    let d = std::env::temp_dir().join(format!("sgmap-cli-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&d).map_err(|e| format!("mkdir {}: {e}", d.display()))?;
+    Ok(d)
+}
+
+fn read_sysfs(path: &str) -> Option<String> {
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+fn u(v: &Value, what: &str) -> Result<u64, Failed> {
+    v.as_u64()
+        .ok_or_else(|| format!("{what} is not a number: {v}").into())
+}
+
+fn f(v: &Value, what: &str) -> Result<f64, Failed> {
+    v.as_f64()
+        .ok_or_else(|| format!("{what} is not a number: {v}").into())
+}
+
+fn list(ctx: &Ctx) -> Result<(), Failed> {
+    let v = json(&["list", "--json"])?;
+    let devices = v.as_array().ok_or("list --json is not an array")?;
+    let me = devices
+        .iter()
+        .find(|d| d["path"] == dev(ctx))
+        .ok_or_else(|| format!("{} is not listed: {v}", dev(ctx)))?;
+    ensure_eq(me["vendor"].as_str(), Some("Linux"), "vendor")?;
+    ensure_eq(me["model"].as_str(), Some("scsi_debug"), "model")?;
+    ensure_eq(me["device_type"].as_u64(), Some(0), "type")?;
+    ensure_eq(me["type_name"].as_str(), Some("disk"), "type name")?;
+    // The test bed loads no sd driver, so there may be no block device:
+    // whatever sysfs says is what the list must say.
+    let name = ctx
+        .device
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let mut in_sysfs: Vec<String> =
+        std::fs::read_dir(format!("/sys/class/scsi_generic/{name}/device/block"))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+    in_sysfs.sort();
+    ensure_eq(
+        me["block_device"].as_str(),
+        in_sysfs.first().map(String::as_str),
+        "block device as sysfs has it",
+    )?;
+    let block = in_sysfs.first().map_or("-", String::as_str);
+    // The text form lists the same node and block device.
+    let out = sgmap(&["list"])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure(
+        out.status.success() && text.contains(dev(ctx)) && text.contains(block),
+        format!("sgmap list:\n{text}"),
+    )
+}
+
+fn info(ctx: &Ctx) -> Result<(), Failed> {
+    let v = json(&["info", dev(ctx), "--json"])?;
+    ensure_eq(v["device"].as_str(), Some(dev(ctx)), "device")?;
+    ensure_eq(
+        v["inquiry"]["product"].as_str(),
+        Some("scsi_debug"),
+        "product",
+    )?;
+    let blocks = u(&v["capacity"]["blocks"], "capacity.blocks")?;
+    let block = u(&v["capacity"]["block_size"], "capacity.block_size")?;
+    ensure_eq(blocks * block, 256 << 20, "capacity (dev_size_mb=256)")?;
+    ensure_eq(
+        u(&v["capacity"]["bytes"], "capacity.bytes")?,
+        256 << 20,
+        "bytes",
+    )?;
+    let version = u(&v["driver_version"], "driver_version")?;
+    ensure(version >= 30122, format!("driver version {version}"))?;
+    ensure_eq(
+        v["driver_version_text"].as_str().map(str::to_string),
+        Some(format!(
+            "{}.{}.{}",
+            version / 10000,
+            version / 100 % 100,
+            version % 100
+        )),
+        "driver version text",
+    )?;
+    ensure_eq(v["supports_mmap"].as_bool(), Some(true), "mmap supported")?;
+    let max = u(&v["max_transfer"], "max_transfer")?;
+    ensure_eq(
+        u(&v["reserved_size_max"], "reserved_size_max")?,
+        max,
+        "the largest reserved buffer is the queue's limit",
+    )?;
+    if let Some(kb) = v["max_sectors_kb"].as_u64() {
+        ensure_eq(max, kb * 1024, "max transfer against max_sectors_kb")?;
+    }
+    ensure(
+        u(&v["reserved_size_default"], "reserved_size_default")? > 0,
+        "default reserved size",
+    )?;
+    let allow = read_sysfs("/sys/module/sg/parameters/allow_dio").map(|s| s != "0");
+    ensure_eq(v["allow_dio"].as_bool(), allow, "allow_dio as sysfs says")?;
+    ensure(
+        v["problems"].as_array().is_some_and(|p| p.is_empty()),
+        format!("problems: {}", v["problems"]),
+    )?;
+    let out = sgmap(&["info", dev(ctx)])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure(
+        text.contains("scsi_debug") && text.contains("allow_dio"),
+        format!("sgmap info:\n{text}"),
+    )
+}
+
+const MODES: [&str; 3] = ["mmap", "direct", "indirect"];
+
+/// Writes a file with `write --in` in each mode and reads it back with
+/// `read --out` in each mode: nine pairs, byte for byte. The size is not a
+/// multiple of --bs, so the last transfer of each is shorter.
+fn round_trip(ctx: &Ctx) -> Result<(), Failed> {
+    let dir = scratch("rt")?;
+    let len = 5 * 65536 + 12288;
+    let info = json(&["info", dev(ctx), "--json"])?;
+    let block = u(&info["capacity"]["block_size"], "block size")? as usize;
+    for (wi, wmode) in MODES.iter().enumerate() {
+        let mut data = vec![0u8; len];
+        pattern(wi as u64 + 40, 0, block, &mut data);
+        let input = dir.join(format!("in-{wmode}"));
+        std::fs::write(&input, &data).map_err(|e| format!("write {}: {e}", input.display()))?;
+        let offset = format!("{}", (8 << 20) + wi * (1 << 20));
+        let w = json(&[
+            "write",
+            dev(ctx),
+            "--mode",
+            wmode,
+            "--bs",
+            "64k",
+            "--offset",
+            &offset,
+            "--in",
+            input.to_str().unwrap_or_default(),
+            "--json",
+        ])?;
+        ensure_eq(u(&w["bytes"], "bytes")?, len as u64, "bytes written")?;
+        ensure_eq(
+            u(&w["commands"], "commands")?,
+            6,
+            "commands (5 full, 1 short)",
+        )?;
+        ensure_eq(
+            u(&w["modes_seen"][*wmode], "modes_seen")?,
+            6,
+            format!("{wmode} write ran in its own mode"),
+        )?;
+        ensure(f(&w["mb_per_s"], "mb_per_s")? > 0.0, "write rate")?;
+        for rmode in MODES {
+            let out = dir.join(format!("out-{wmode}-{rmode}"));
+            let r = json(&[
+                "read",
+                dev(ctx),
+                "--mode",
+                rmode,
+                "--bs",
+                "64k",
+                "--offset",
+                &offset,
+                "--size",
+                &len.to_string(),
+                "--out",
+                out.to_str().unwrap_or_default(),
+                "--json",
+            ])?;
+            ensure_eq(
+                u(&r["modes_seen"][rmode], "modes_seen")?,
+                6,
+                format!("{rmode} read ran in its own mode"),
+            )?;
+            let got = std::fs::read(&out).map_err(|e| format!("read {}: {e}", out.display()))?;
+            ensure_eq(got.len(), len, "bytes in the --out file")?;
+            if let Some(i) = got.iter().zip(&data).position(|(a, b)| a != b) {
+                return Err(format!(
+                    "written {wmode}, read {rmode}: first difference at byte {i} \
+                     (read {:#04x}, wrote {:#04x})",
+                    got[i], data[i]
+                )
+                .into());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn verify_and_stdout(ctx: &Ctx) -> Result<(), Failed> {
+    let offset = (20u64 << 20).to_string();
+    for mode in MODES {
+        let w = json(&[
+            "write",
+            dev(ctx),
+            "--mode",
+            mode,
+            "--bs",
+            "16k",
+            "--count",
+            "4",
+            "--offset",
+            &offset,
+            "--seed",
+            "9",
+            "--verify",
+            "--json",
+        ])?;
+        ensure_eq(w["verified"].as_bool(), Some(true), "write verified")?;
+        let r = json(&[
+            "read",
+            dev(ctx),
+            "--mode",
+            mode,
+            "--bs",
+            "16k",
+            "--count",
+            "4",
+            "--offset",
+            &offset,
+            "--verify",
+            "--json",
+        ])?;
+        ensure_eq(r["verified"].as_bool(), Some(true), "read verified")?;
+    }
+    // The pattern reaches stdout unchanged with --out -.
+    let out = sgmap(&[
+        "read",
+        dev(ctx),
+        "--bs",
+        "16k",
+        "--count",
+        "4",
+        "--offset",
+        &offset,
+        "--out",
+        "-",
+    ])?;
+    ensure(
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )?;
+    let dir = scratch("stdout")?;
+    let file = dir.join("f");
+    json(&[
+        "read",
+        dev(ctx),
+        "--mode",
+        "indirect",
+        "--bs",
+        "64k",
+        "--size",
+        "64k",
+        "--offset",
+        &offset,
+        "--out",
+        file.to_str().unwrap_or_default(),
+        "--json",
+    ])?;
+    let want = std::fs::read(&file).map_err(|e| e.to_string())?;
+    ensure_eq(out.stdout.len(), 65536, "bytes on stdout")?;
+    ensure(out.stdout == want, "stdout bytes equal the --out file")?;
+    ensure(
+        String::from_utf8_lossy(&out.stderr).contains("read 64 KiB"),
+        "the summary goes to stderr when data goes to stdout",
+    )?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Runs a failing command and checks its exit status and message.
+fn fails_with(args: &[&str], needles: &[&str]) -> Result<(), Failed> {
+    let out = sgmap(args)?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    ensure(
+        !out.status.success(),
+        format!("sgmap {} should fail, but exited 0", args.join(" ")),
+    )?;
+    ensure_eq(out.status.code(), Some(1), "exit code of a failed command")?;
+    for n in needles {
+        ensure(
+            err.contains(n),
+            format!("sgmap {}: stderr lacks `{n}`: {err}", args.join(" ")),
+        )?;
+    }
+    Ok(())
+}
+
+fn errors(ctx: &Ctx) -> Result<(), Failed> {
+    let d = dev(ctx);
+    fails_with(
+        &["read", "/dev/sg-none", "--count", "1"],
+        &["/dev/sg-none", "sgmap list"],
+    )?;
+    fails_with(
+        &["read", d, "--offset", "100", "--count", "1"],
+        &[d, "read", "--offset 100"],
+    )?;
+    fails_with(
+        &["read", d, "--offset", "1g", "--count", "1"],
+        &[d, "read", "past the end"],
+    )?;
+    fails_with(&["write", d, "--bs", "4k"], &[d, "write", "--count"])?;
+    // More than the queue's limit cannot be mapped: the message says how much can.
+    fails_with(
+        &["read", d, "--mode", "mmap", "--bs", "64m", "--count", "1"],
+        &[d, "mmap", "granted"],
+    )?;
+    fails_with(
+        &["read", d, "--depth", "0", "--count", "1"],
+        &[d, "--depth"],
+    )?;
+    let missing = Path::new("/nonexistent/in.bin");
+    fails_with(
+        &["write", d, "--in", missing.to_str().unwrap_or_default()],
+        &["write", "/nonexistent/in.bin"],
+    )?;
+    // A usage error is exit code 2, from the argument parser.
+    let out = sgmap(&["read", d, "--mode", "zero-copy"])?;
+    ensure_eq(out.status.code(), Some(2), "exit code of a usage error")?;
+    ensure(
+        String::from_utf8_lossy(&out.stderr).contains("mmap, direct or indirect"),
+        "the usage error lists the modes",
+    )
+}
+
+fn bench(ctx: &Ctx) -> Result<(), Failed> {
+    let dir = scratch("bench")?;
+    let plot = dir.join("b.svg");
+    let v = json(&[
+        "bench",
+        dev(ctx),
+        "--sizes",
+        "4k,64k",
+        "--rounds",
+        "3",
+        "--run-ms",
+        "20",
+        "--copy-source",
+        "8m",
+        "--peers",
+        "--plot",
+        plot.to_str().unwrap_or_default(),
+        "--json",
+    ])?;
+    ensure_eq(u(&v["rounds"], "rounds")?, 3, "rounds")?;
+    let tur = f(&v["floors"]["tur_commands_per_s"], "TUR floor")?;
+    ensure(tur > 0.0, "TUR floor")?;
+    let copies = v["floors"]["copy"].as_array().ok_or("copy floors")?;
+    let copy_sizes: Vec<u64> = copies.iter().filter_map(|c| c["bs"].as_u64()).collect();
+    ensure_eq(copy_sizes, vec![4096, 65536], "copy floor sizes")?;
+    let rows = v["results"].as_array().ok_or("results")?;
+    let find = |tool: &str, mode: &str, bs: u64| {
+        rows.iter()
+            .find(|r| r["tool"] == tool && r["mode"] == mode && r["bs"] == bs && r["dir"] == "read")
+    };
+    for bs in [4096u64, 65536] {
+        for mode in MODES {
+            let r = find("sgmap", mode, bs)
+                .ok_or_else(|| format!("no sgmap {mode} row at {bs} bytes: {v}"))?;
+            let cmds = f(&r["commands_per_s"], "commands_per_s")?;
+            let mb = f(&r["mb_per_s"], "mb_per_s")?;
+            ensure(cmds > 0.0, format!("{mode} {bs}: commands/s"))?;
+            // Same transfer size in every run: MB/s is commands/s times the size.
+            ensure(
+                (mb - cmds * bs as f64 / 1e6).abs() <= 1e-6 * mb.max(1.0),
+                format!("{mode} {bs}: {mb} MB/s against {cmds} commands/s"),
+            )?;
+            ensure_eq(u(&r["runs"], "runs")?, 3, "runs per contender")?;
+            let seen = u(&r["modes_seen"][mode], "modes_seen")?;
+            ensure_eq(
+                seen,
+                3 * u(&r["commands_per_run"], "commands_per_run")?,
+                format!("{mode} {bs}: every command ran {mode}"),
+            )?;
+            let vs_tur = f(&r["vs_tur"], "vs_tur")?;
+            ensure(
+                (vs_tur - cmds / tur).abs() < 1e-9 * vs_tur.max(1.0),
+                "vs_tur is commands/s over the TUR floor",
+            )?;
+            ensure(r["vs_copy"].as_f64().is_some(), "vs_copy")?;
+            ensure_eq(
+                r["vs_indirect"].is_null(),
+                mode == "indirect",
+                "only indirect lacks a ratio to itself",
+            )?;
+        }
+    }
+    // Peers: rows when the programs are installed, a skip saying how to
+    // install them when not.
+    let skipped = v["skipped"].as_array().ok_or("skipped")?;
+    for (peer, package, mode) in [("sg_read", "sg3-utils", "mmap"), ("fio", "fio", "indirect")] {
+        let installed = std::env::var_os("PATH")
+            .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(peer).is_file()));
+        if installed {
+            let r = find(peer, mode, 65536).ok_or_else(|| format!("no {peer} row: {v}"))?;
+            ensure(f(&r["commands_per_s"], "peer rate")? > 0.0, "peer rate")?;
+            let sgmap = find("sgmap", mode, 65536).ok_or("sgmap row")?;
+            let key = if peer == "sg_read" {
+                "vs_sg_read"
+            } else {
+                "vs_fio"
+            };
+            ensure(
+                sgmap[key].as_f64().is_some_and(|x| x > 0.0),
+                format!("sgmap {mode} has {key}"),
+            )?;
+        } else {
+            ensure(
+                skipped.iter().any(|s| {
+                    s["tool"] == peer
+                        && s["reason"]
+                            .as_str()
+                            .is_some_and(|r| r.contains(&format!("apt-get install {package}")))
+                }),
+                format!("{peer} missing but not reported: {skipped:?}"),
+            )?;
+        }
+    }
+    let svg = std::fs::read_to_string(&plot).map_err(|e| format!("{}: {e}", plot.display()))?;
+    ensure(
+        svg.starts_with("<svg") && svg.contains("sgmap mmap"),
+        "the plot is an SVG with the sgmap mmap series",
+    )?;
+    // The text table names the floors and the modes.
+    let out = sgmap(&[
+        "bench",
+        dev(ctx),
+        "--sizes",
+        "4k",
+        "--rounds",
+        "1",
+        "--run-ms",
+        "10",
+        "--copy-source",
+        "1m",
+    ])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure(
+        out.status.success()
+            && text.contains("TEST UNIT READY")
+            && text.contains("sgmap mmap")
+            && text.contains("sgmap indirect"),
+        format!(
+            "sgmap bench table:\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
