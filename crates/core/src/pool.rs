@@ -348,6 +348,13 @@ impl Pool {
         if busy.is_empty() {
             return Ok(false);
         }
+        if let ([i], None) = (busy.as_slice(), deadline) {
+            // One command in flight and no time limit: a blocking read()
+            // waits for it without a poll() first.
+            self.collect(*i)?;
+            self.ready.push_back(*i);
+            return Ok(true);
+        }
         let ready = {
             let fds: Vec<BorrowedFd<'_>> =
                 busy.iter().map(|&i| self.slots[i].mapped.as_fd()).collect();
