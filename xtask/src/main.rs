@@ -14,9 +14,16 @@
 //!   plus markdown, JSON and plots in `target/compare`.
 //! - `fuzz [--seconds N] [--keep] [TARGET...]`: the cargo-fuzz targets under
 //!   `fuzz/`, a bounded time each; crash inputs go to `fuzz/regressions/`.
+//! - `codegen [--check]`: regenerate (or check) the C header include/sgmap.h.
+//! - `dist [--prefix DIR] [--debug]`: libsgmap.so, libsgmap.a, sgmap.h and
+//!   sgmap.pc under a prefix.
+//! - `ffi`: build the C and C++ examples and run them inside the test bed.
 
 mod bench;
 mod compare;
+mod codegen;
+mod dist;
+mod ffi;
 mod fuzz;
 mod peers;
 mod test;
@@ -37,6 +44,9 @@ fn main() -> ExitCode {
         Some("demo") => test::demo(&ws, &args[1..]),
         Some("bench") => bench::bench(&ws, &args[1..]),
         Some("compare") => compare::compare(&ws, &args[1..]),
+        Some("codegen") => codegen::codegen(&ws, &args[1..]),
+        Some("dist") => dist::dist(&ws, &args[1..]),
+        Some("ffi") => ffi::ffi(&ws, &args[1..]),
         Some("fuzz") => fuzz::fuzz(&ws, &args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
             eprintln!("{}", USAGE);
@@ -59,7 +69,10 @@ const USAGE: &str = "usage: cargo xtask <command>
   demo                                               the three transfer modes on scsi_debug
   bench [FILTER...]                                  criterion benches in the test bed -> target/criterion
   compare [--rounds N] [--run-ms MS] [--quick]       sgmap vs sg_read and fio in one boot -> target/compare
-  fuzz [--seconds N] [--keep] [TARGET...]            fuzz each target N s (default 60)";
+  fuzz [--seconds N] [--keep] [TARGET...]            fuzz each target N s (default 60)
+  codegen [--check]                                  regenerate (or check) include/sgmap.h
+  dist [--prefix DIR] [--debug]                      the C library, header and sgmap.pc under DIR
+  ffi                                                build the C/C++ examples, run them in the test bed";
 
 /// The workspace root, found from this crate's manifest folder.
 fn workspace_root() -> PathBuf {

@@ -53,6 +53,9 @@ pub(crate) fn parse_libtest(output: &str) -> Option<Counts> {
 pub(crate) enum Judge {
     /// A libtest (or libtest-mimic) binary: counts from its summary.
     Libtest,
+    /// A program that checks one thing as a whole (the C examples): exit
+    /// status 0 is one pass, anything else (or none) one failure.
+    ExitStatus,
 }
 
 /// Judges one job: its counts, never hiding a crash or a missing summary.
@@ -66,6 +69,16 @@ pub(crate) fn judge(kind: Judge, status: Option<i32>, output: &str) -> Counts {
                 ..c
             },
             (None, _) => Counts {
+                failed: 1,
+                ..Counts::default()
+            },
+        },
+        Judge::ExitStatus => match status {
+            Some(0) => Counts {
+                passed: 1,
+                ..Counts::default()
+            },
+            _ => Counts {
                 failed: 1,
                 ..Counts::default()
             },
@@ -191,6 +204,11 @@ pub(crate) fn test(ws: &Path, args: &[String]) -> Result<()> {
     if bins.is_empty() {
         return Err("no in-kernel test binaries (test targets named kernel*) were built".into());
     }
+    // The C and C++ examples (xtask/src/ffi.rs): built on the host, run as
+    // jobs judged by their exit status.
+    let ffi_built = crate::ffi::build(ws)?;
+    crate::ffi::host_checks(&ffi_built)?;
+    let ffi_jobs = crate::ffi::jobs(&ffi_built, &args.filter);
     let mut per_job: Vec<(String, Judge, Option<i32>, String)> = Vec::new();
     if let Some(device) = &args.device {
         eprintln!("xtask: running the in-kernel tests against {device} on this machine");
@@ -207,6 +225,9 @@ pub(crate) fn test(ws: &Path, args: &[String]) -> Result<()> {
             );
             per_job.push((b.name.clone(), Judge::Libtest, out.status.code(), text));
         }
+        for (name, status, text) in crate::ffi::run_on_host(&ffi_jobs, device)? {
+            per_job.push((name, Judge::ExitStatus, status, text));
+        }
     } else {
         let tb = Testbed::ensure(ws)?;
         let jobs = bins
@@ -222,7 +243,10 @@ pub(crate) fn test(ws: &Path, args: &[String]) -> Result<()> {
                 }
             })
             .collect();
-        let phases = kernel_phases(jobs);
+        let mut phases = kernel_phases(jobs);
+        if !ffi_jobs.is_empty() {
+            phases.push(crate::ffi::phase(ffi_jobs));
+        }
         eprintln!("xtask: booting the test bed (user-mode Linux, sg over scsi_debug)");
         let report = tb.boot(&phases, Duration::from_secs(3000))?;
         eprintln!(
@@ -232,9 +256,14 @@ pub(crate) fn test(ws: &Path, args: &[String]) -> Result<()> {
             report.boot_s.map_or("?".into(), |s| format!("{s:.2}s"))
         );
         for j in report.jobs {
+            let kind = if j.phase == crate::ffi::PHASE {
+                Judge::ExitStatus
+            } else {
+                Judge::Libtest
+            };
             per_job.push((
                 format!("{} [{}]", j.name, j.phase),
-                Judge::Libtest,
+                kind,
                 j.status,
                 j.output,
             ));
@@ -379,6 +408,9 @@ mod tests {
         assert_eq!(judge(Judge::Libtest, Some(101), ok).failed, 1);
         assert_eq!(judge(Judge::Libtest, None, ok).failed, 1);
         assert_eq!(judge(Judge::Libtest, Some(0), "").failed, 1);
+        assert_eq!(judge(Judge::ExitStatus, Some(0), "").passed, 1);
+        assert_eq!(judge(Judge::ExitStatus, Some(1), ok).failed, 1);
+        assert_eq!(judge(Judge::ExitStatus, None, "").failed, 1);
     }
 
     #[test]

@@ -279,11 +279,11 @@ pub struct sgmap_device_info {
 /// `dev` must be NULL or a live handle; `out` must be NULL or valid for a
 /// write of one `sgmap_device_info`.
 #[no_mangle]
-pub unsafe extern "C" fn sgmap_device_info(
+pub unsafe extern "C" fn sgmap_device_get_info(
     dev: *const sgmap_device,
     out: *mut sgmap_device_info,
 ) -> sgmap_result {
-    guard("sgmap_device_info", || {
+    guard("sgmap_device_get_info", || {
         // SAFETY: NULL or a live handle per the caller's contract.
         let dev = unsafe { handle(dev) }?;
         let out = Out::new(out, "out")?;

@@ -58,8 +58,9 @@ fn cstring(s: &str) -> CString {
 }
 
 /// Lists the sg devices sysfs knows (/sys/class/scsi_generic), sorted by
-/// number, into a new list in `*out` (NULL on failure). An empty list is
-/// not an error: the sg module may not be loaded.
+/// number, into a new list in `*out` (NULL on failure). When the sg driver
+/// is not loaded (no /sys/class/scsi_generic) the result is
+/// `SGMAP_OS_ERROR` with errno ENOENT.
 ///
 /// # Safety
 ///
@@ -71,11 +72,12 @@ pub unsafe extern "C" fn sgmap_list_devices(out: *mut *mut sgmap_device_list) ->
         // SAFETY: valid for a write per the caller's contract.
         unsafe { out.put(std::ptr::null_mut()) };
         let found = sgmap::discover::list().map_err(|e| {
-            Fail::new(
-                sgmap_result::SGMAP_OS_ERROR,
-                format!("cannot read /sys/class/scsi_generic: {e}; is sysfs mounted?"),
-            )
-            .with_errno(e.raw_os_error().unwrap_or(0))
+            let errno = e.raw_os_error().unwrap_or(match e.kind() {
+                std::io::ErrorKind::NotFound => libc::ENOENT,
+                std::io::ErrorKind::PermissionDenied => libc::EACCES,
+                _ => 0,
+            });
+            Fail::new(sgmap_result::SGMAP_OS_ERROR, e.to_string()).with_errno(errno)
         })?;
         let mut strings = Vec::new();
         let mut entries = Vec::new();

@@ -382,10 +382,8 @@ mod tests {
         assert_eq!(r, SGMAP_NULL_PARAMETER);
         let mut info = std::mem::MaybeUninit::<sgmap_error_info>::uninit();
         // SAFETY: `info` is valid for a write.
-        assert_eq!(
-            unsafe { sgmap_last_error_info(info.as_mut_ptr()) },
-            SGMAP_OK
-        );
+        let r = unsafe { sgmap_last_error_info(info.as_mut_ptr()) };
+        assert_eq!(r, SGMAP_OK);
         // SAFETY: written by the call above.
         let info = unsafe { info.assume_init() };
         assert_eq!(info.result, SGMAP_INVALID_ARGUMENT);
@@ -393,11 +391,9 @@ mod tests {
         sgmap_last_error_clear();
         let mut n = 99usize;
         let mut buf = [1 as c_char; 4];
-        assert_eq!(
-            // SAFETY: `buf` has 4 bytes.
-            unsafe { sgmap_last_error_message(buf.as_mut_ptr(), 4, &mut n) },
-            SGMAP_OK
-        );
+        // SAFETY: `buf` has 4 bytes.
+        let r = unsafe { sgmap_last_error_message(buf.as_mut_ptr(), 4, &mut n) };
+        assert_eq!(r, SGMAP_OK);
         assert_eq!((n, buf[0]), (0, 0));
     }
 

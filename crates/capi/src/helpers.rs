@@ -48,7 +48,7 @@ pub unsafe extern "C" fn sgmap_wait_ready(dev: *mut sgmap_device) -> sgmap_resul
 /// shown as '?', and NUL-terminated.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
-pub struct sgmap_inquiry {
+pub struct sgmap_inquiry_data {
     /// Peripheral qualifier: 0 = a device of this type is connected.
     pub peripheral_qualifier: u8,
     /// Peripheral device type: 0 disk, 1 tape, 5 CD/DVD, ...
@@ -72,18 +72,18 @@ pub struct sgmap_inquiry {
 /// # Safety
 ///
 /// `dev` must be NULL or a live handle; `out` must be NULL or valid for a
-/// write of one `sgmap_inquiry`.
+/// write of one `sgmap_inquiry_data`.
 #[no_mangle]
 pub unsafe extern "C" fn sgmap_inquiry(
     dev: *mut sgmap_device,
-    out: *mut sgmap_inquiry,
+    out: *mut sgmap_inquiry_data,
 ) -> sgmap_result {
     guard("sgmap_inquiry", || {
         // SAFETY: NULL or a live handle per the caller's contract.
         let dev = unsafe { handle(dev) }?;
         let out = Out::new(out, "out")?;
         let inq = dev.with_device(|d| Ok(d.inquiry()?))?;
-        let mut c = sgmap_inquiry {
+        let mut c = sgmap_inquiry_data {
             peripheral_qualifier: inq.peripheral_qualifier,
             device_type: inq.device_type,
             removable: inq.removable,
