@@ -803,3 +803,46 @@ pub(crate) fn poll_until(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payload_reports_direction_length_and_gives_the_buffer_back() {
+        let p = Payload::read(vec![0u8; 4096]);
+        assert_eq!((p.direction(), p.len()), (Direction::FromDevice, 4096));
+        let p = Payload::write(DirectBuf::new(512));
+        assert_eq!((p.direction(), p.len()), (Direction::ToDevice, 512));
+        assert!(matches!(p.into_buffer(), Some(IoBuf::Aligned(_))));
+        assert_eq!(
+            (Payload::None.direction(), Payload::None.len()),
+            (Direction::None, 0)
+        );
+        assert!(Payload::None.is_empty() && Payload::None.into_buffer().is_none());
+        let v = IoBuf::from(vec![1, 2, 3]);
+        assert_eq!(&v[..], &[1, 2, 3]);
+        assert_eq!(v.into_vec(), Some(vec![1, 2, 3]));
+    }
+
+    #[test]
+    fn rejected_keeps_the_buffer_and_converts_to_the_error() {
+        let err = Error::InvalidRequest {
+            device: "/dev/sg9".into(),
+            command: "READ(10)".into(),
+            reason: "too long".into(),
+        };
+        let r = Rejected::new(err, Payload::read(vec![7u8; 8]));
+        assert_eq!(r.to_string(), "/dev/sg9: READ(10): too long");
+        assert_eq!(r.data().len(), 8);
+        let e: Error = r.into();
+        assert!(matches!(e, Error::InvalidRequest { .. }));
+    }
+
+    #[test]
+    fn ticket_order_is_submission_order() {
+        assert!(Ticket(1) < Ticket(2));
+        assert_eq!(Ticket(5).to_string(), "#5");
+        assert_eq!(Ticket(5).id(), 5);
+    }
+}

@@ -563,3 +563,53 @@ fn run_pool<E: From<Error>>(
     totals.peak_in_flight = pool.peak_in_flight();
     Ok(totals)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cdb::Cdb;
+
+    fn outcome(mode: Mode, requested: usize, fallback: Option<Fallback>) -> Outcome {
+        Outcome {
+            cdb: Cdb::read_10(0, 1),
+            status: 0,
+            host_status: 0,
+            driver_status: 0,
+            info: 0,
+            sense: None,
+            requested,
+            resid: 0,
+            duration: Duration::ZERO,
+            requested_mode: Mode::Direct,
+            mode,
+            fallback,
+        }
+    }
+
+    #[test]
+    fn totals_record_the_least_direct_mode_and_the_first_fallback() {
+        let mut t = Totals::new(Mode::Direct, 4096, 4);
+        t.add(&outcome(Mode::Direct, 4096, None));
+        assert_eq!((t.mode, t.bytes, t.commands), (Mode::Direct, 4096, 1));
+        t.add(&outcome(Mode::Indirect, 512, Some(Fallback::Misaligned)));
+        t.add(&outcome(Mode::Direct, 4096, None));
+        assert_eq!(t.mode, Mode::Indirect);
+        assert_eq!(t.fallback, Some(Fallback::Misaligned));
+        assert_eq!((t.bytes, t.commands), (8704, 3));
+    }
+
+    #[test]
+    fn options_build_and_modes_name_themselves() {
+        let o = Options::new(StreamMode::Direct)
+            .transfer_bytes(8192)
+            .depth(3);
+        assert_eq!(
+            (o.mode, o.transfer_bytes, o.depth),
+            (StreamMode::Direct, 8192, 3)
+        );
+        assert_eq!(Options::default().mode, StreamMode::Mmap);
+        let names: Vec<_> = StreamMode::ALL.iter().map(|m| m.to_string()).collect();
+        assert_eq!(names, ["mmap", "direct", "indirect"]);
+        assert_eq!(StreamMode::Indirect.mode(), Mode::Indirect);
+    }
+}
