@@ -35,8 +35,8 @@ struct Opts {
 
 fn parse(args: &[String]) -> Result<Opts> {
     let mut o = Opts {
-        rounds: 5,
-        run_ms: 250,
+        rounds: 7,
+        run_ms: 150,
         sizes: "4k,64k,256k,1m,max".into(),
     };
     let mut it = args.iter();
@@ -52,7 +52,7 @@ fn parse(args: &[String]) -> Result<Opts> {
             "--sizes" => o.sizes = value("--sizes")?,
             "--quick" => {
                 o.rounds = 3;
-                o.run_ms = 100;
+                o.run_ms = 80;
             }
             other => {
                 return Err(format!(
@@ -348,7 +348,8 @@ fn markdown(docs: &serde_json::Map<String, Value>, targets: &[Value], o: &Opts) 
     let _ = writeln!(
         s,
         "# sgmap against sg_read and fio\n\nOne boot of the test bed (user-mode Linux, sg over scsi_debug); medians of {} interleaved runs of ~{} ms per contender. \
-         Ratios compare commands per second at the same transfer size, direction and depth (÷sg_read: same mode; ÷fio: fio's sg engine, indirect IO). \
+         Ratios compare commands per second at the same transfer size, direction and depth (÷sg_read: same mode; ÷fio: fio's sg engine, indirect IO), \
+         as the median of the ratios within each round; every contender moves the same bytes per run. \
          Numbers are for ratios within this boot, not claims about hardware.\n",
         o.rounds, o.run_ms
     );
@@ -511,7 +512,7 @@ mod tests {
     #[test]
     fn options_parse() {
         let o = parse(&["--quick".into()]).unwrap();
-        assert_eq!((o.rounds, o.run_ms), (3, 100));
+        assert_eq!((o.rounds, o.run_ms), (3, 80));
         assert!(parse(&["--bogus".into()]).is_err());
         assert!(parse(&["--rounds".into(), "0".into()]).is_err());
     }

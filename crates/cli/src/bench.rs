@@ -4,9 +4,10 @@
 //! Runs are interleaved (every contender once per round, the order reversed
 //! on odd rounds) and each figure is the median over the rounds, because the
 //! machine is shared and noisy. At each transfer size every contender moves
-//! the same bytes in the same number of commands per run (scaled by the depth
-//! for deeper queues), sized from a short pilot so a run lasts about
-//! `--run-ms`.
+//! the same bytes in the same number of commands per run, whatever its
+//! depth, sized from a short pilot of sgmap's indirect IO so that run lasts
+//! about `--run-ms`. Ratios are medians of the per-round ratios, so that each
+//! compares runs taken side by side.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -270,7 +271,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
                     {
                         continue;
                     }
-                    let commands = base[&(dir, bs)] * c.depth as u64;
+                    let commands = base[&(dir, bs)];
                     let result = run_one(
                         path,
                         &programs,
@@ -319,7 +320,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         run_ms: args.run_ms,
         offset: args.offset,
         span: args.span,
-        results: got.rows(&floors),
+        results: got.rows(),
         floors,
         skipped,
     };

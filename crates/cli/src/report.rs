@@ -134,15 +134,28 @@ fn med(samples: &[Sample], f: impl Fn(&Sample) -> f64) -> Option<f64> {
     median(&samples.iter().map(f).collect::<Vec<_>>())
 }
 
+/// How `a` compares with `b`: the median of the per-round ratios `a[i] / b[i]`
+/// (runs taken side by side in the same round share the machine's mood), or
+/// the ratio of the medians when the rounds do not pair up.
+fn paired(a: &[Sample], b: Option<&[Sample]>, f: impl Fn(&Sample) -> f64) -> Option<f64> {
+    let b = b?;
+    if a.len() == b.len() && !a.is_empty() {
+        let r: Vec<f64> = a
+            .iter()
+            .zip(b)
+            .filter(|(_, y)| f(y) > 0.0)
+            .map(|(x, y)| f(x) / f(y))
+            .collect();
+        median(&r)
+    } else {
+        ratio(med(a, &f), med(b, &f))
+    }
+}
+
 impl Collected {
     /// Medians and ratios for every contender that ran.
-    pub(crate) fn rows(&self, floors: &Floors) -> Vec<Row> {
-        let cmds = |k: &Key| {
-            self.runs
-                .get(k)
-                .and_then(|s| med(s, Sample::commands_per_s))
-        };
-        let copy_of = |bs: usize| floors.copy.iter().find(|c| c.bs == bs).map(|c| c.mb_per_s);
+    pub(crate) fn rows(&self) -> Vec<Row> {
+        let runs_of = |k: &Key| self.runs.get(k).map(Vec::as_slice);
         let mut rows = Vec::new();
         for (k, samples) in &self.runs {
             if samples.is_empty() {
@@ -160,13 +173,14 @@ impl Collected {
                 modes.merge(s.modes);
             }
             let same = |tool: Tool, mode: &'static str| Key { tool, mode, ..*k };
-            let indirect = cmds(&same(Tool::Sgmap, "indirect"));
+            let indirect = runs_of(&same(Tool::Sgmap, "indirect"));
             let sg_read = (k.tool == Tool::Sgmap)
-                .then(|| cmds(&same(Tool::SgRead, k.mode)))
+                .then(|| runs_of(&same(Tool::SgRead, k.mode)))
                 .flatten();
             let fio = (k.tool != Tool::Fio)
-                .then(|| cmds(&same(Tool::Fio, "indirect")))
+                .then(|| runs_of(&same(Tool::Fio, "indirect")))
                 .flatten();
+            let cmd_ratio = |other| paired(samples, other, Sample::commands_per_s);
             rows.push(Row {
                 tool: k.tool,
                 mode: k.mode.to_string(),
@@ -183,12 +197,16 @@ impl Collected {
                 vs_indirect: if k.tool == Tool::Sgmap && k.mode == "indirect" {
                     None
                 } else {
-                    ratio(c, indirect)
+                    cmd_ratio(indirect)
                 },
-                vs_tur: ratio(c, floors.tur_commands_per_s),
-                vs_copy: ratio(mb, copy_of(k.bs)),
-                vs_sg_read: ratio(c, sg_read),
-                vs_fio: ratio(c, fio),
+                vs_tur: cmd_ratio(Some(&self.tur)),
+                vs_copy: paired(
+                    samples,
+                    self.copy.get(&k.bs).map(Vec::as_slice),
+                    Sample::mb_per_s,
+                ),
+                vs_sg_read: cmd_ratio(sg_read),
+                vs_fio: cmd_ratio(fio),
             });
         }
         rows
@@ -332,6 +350,24 @@ mod tests {
     }
 
     #[test]
+    fn paired_ratios_take_the_median_of_each_rounds_ratio() {
+        let a = [
+            sample(10, 1, 1000),
+            sample(20, 1, 1000),
+            sample(30, 1, 1000),
+        ];
+        let b = [sample(20, 1, 1000), sample(5, 1, 1000), sample(10, 1, 1000)];
+        // Per round: 0.5, 4, 3 -> 3 (the ratio of medians would say 20/10 = 2).
+        assert_eq!(paired(&a, Some(&b), Sample::commands_per_s), Some(3.0));
+        // Rounds that do not pair up: the ratio of the medians.
+        assert_eq!(
+            paired(&a, Some(&b[..2]), Sample::commands_per_s),
+            Some(20.0 / 12.5)
+        );
+        assert_eq!(paired(&a, None, Sample::commands_per_s), None);
+    }
+
+    #[test]
     fn ratios_use_medians_of_the_same_size_and_depth() {
         let mut c = Collected::default();
         let key = |tool, mode| Key {
@@ -360,7 +396,7 @@ mod tests {
         c.copy.insert(4096, vec![sample(1000, 4096, 4); 3]);
         let floors = c.floors(1 << 20);
         assert_eq!(floors.tur_commands_per_s, Some(20_000.0));
-        let rows = c.rows(&floors);
+        let rows = c.rows();
         let mmap = rows
             .iter()
             .find(|r| r.tool == Tool::Sgmap && r.mode == "mmap")
