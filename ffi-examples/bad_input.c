@@ -74,6 +74,43 @@ static void without_a_device(void)
                  "sense_describe(NULL sense)");
     CHECK_RESULT(sgmap_last_error_info(NULL), SGMAP_NULL_PARAMETER, "last_error_info(NULL)");
 
+    printf("-- NULL queues, pools and completions\n");
+    sgmap_queue *q = (sgmap_queue *)(void *)&sentinel;
+    sgmap_completion *c = (sgmap_completion *)(void *)&sentinel;
+    sgmap_pool *pool = (sgmap_pool *)(void *)&sentinel;
+    sgmap_pool_completion pc;
+    uint64_t ticket = 0;
+    CHECK_RESULT(sgmap_queue_open(NULL, 0, &q), SGMAP_NULL_PARAMETER, "queue_open(NULL path)");
+    CHECK(q == NULL, "...sets the out-pointer to NULL");
+    CHECK_RESULT(sgmap_queue_submit(NULL, NULL, &ticket), SGMAP_NULL_PARAMETER,
+                 "queue_submit(NULL, NULL)");
+    CHECK_RESULT(sgmap_queue_wait(NULL, &c), SGMAP_NULL_PARAMETER, "queue_wait(NULL queue)");
+    CHECK(c == NULL, "...sets the completion to NULL");
+    CHECK_RESULT(sgmap_queue_wait_timeout(NULL, 0, NULL), SGMAP_NULL_PARAMETER,
+                 "queue_wait_timeout(NULL, NULL)");
+    CHECK_RESULT(sgmap_completion_check(NULL), SGMAP_NULL_PARAMETER, "completion_check(NULL)");
+    CHECK_RESULT(sgmap_completion_data(NULL, NULL, NULL), SGMAP_NULL_PARAMETER,
+                 "completion_data(NULL...)");
+    CHECK_RESULT(sgmap_pool_open(NULL, 4, 65536, &pool), SGMAP_NULL_PARAMETER,
+                 "pool_open(NULL path)");
+    CHECK(pool == NULL, "...sets the out-pointer to NULL");
+    CHECK_RESULT(sgmap_pool_open("/dev/null", 0, 65536, &pool), SGMAP_INVALID_ARGUMENT,
+                 "pool_open with 0 fds");
+    CHECK_RESULT(sgmap_pool_open("/dev/null", (size_t)-1, 65536, &pool), SGMAP_INVALID_ARGUMENT,
+                 "pool_open with SIZE_MAX fds");
+    CHECK_RESULT(sgmap_pool_open("/dev/null", 2, 0, &pool), SGMAP_INVALID_ARGUMENT,
+                 "pool_open with 0-byte buffers");
+    CHECK_RESULT(sgmap_pool_open("/dev/null", 2, 65536, &pool), SGMAP_NOT_SG,
+                 "pool_open(/dev/null)");
+    CHECK_RESULT(sgmap_pool_wait(NULL, &pc), SGMAP_NULL_PARAMETER, "pool_wait(NULL pool)");
+    CHECK_RESULT(sgmap_pool_submit(NULL, SGMAP_POOL_ANY, NULL, NULL), SGMAP_NULL_PARAMETER,
+                 "pool_submit(NULL...)");
+    CHECK_RESULT(sgmap_pool_release(NULL, 0), SGMAP_NULL_PARAMETER, "pool_release(NULL, 0)");
+    sgmap_queue_close(NULL);
+    sgmap_completion_free(NULL);
+    sgmap_pool_close(NULL);
+    CHECK(1, "queue_close(NULL), completion_free(NULL), pool_close(NULL) returned");
+
     printf("-- releasing NULL does nothing\n");
     sgmap_device_close(NULL);
     sgmap_device_list_free(NULL);
@@ -332,6 +369,42 @@ static void with_a_device(const char *path)
     dev = NULL; /* the contract: a closed handle is never used again */
     sgmap_device_close(dev);
     CHECK(1, "closed, set to NULL, and the second close was a no-op");
+
+    printf("-- queues and pools\n");
+    sgmap_queue *q = NULL;
+    CHECK_RESULT(sgmap_queue_open(path, SGMAP_OPEN_READ_ONLY, &q), SGMAP_INVALID_ARGUMENT,
+                 "a read-only queue");
+    MUST(sgmap_queue_open(path, 0, &q));
+    fill_read10(cdb, 0, 1);
+    memset(&cmd, 0, sizeof cmd);
+    cmd.cdb = cdb;
+    cmd.cdb_len = 10;
+    cmd.direction = SGMAP_DIR_FROM_DEVICE;
+    cmd.mode = SGMAP_MODE_MMAP;
+    cmd.data_len = block;
+    CHECK_RESULT(sgmap_queue_submit(q, &cmd, NULL), SGMAP_INVALID_ARGUMENT,
+                 "an mmap-ed command in a queue");
+    cmd.mode = SGMAP_MODE_INDIRECT;
+    cmd.data = data;
+    CHECK_RESULT(sgmap_queue_submit(q, &cmd, NULL), SGMAP_INVALID_ARGUMENT,
+                 "a queued read with a data pointer");
+    sgmap_completion *c = NULL;
+    CHECK_RESULT(sgmap_queue_wait_for(q, 12345, &c), SGMAP_INVALID_REQUEST,
+                 "wait_for a ticket never given");
+    cmd.data = NULL;
+    uint64_t ticket = 0;
+    MUST(sgmap_queue_submit(q, &cmd, &ticket));
+    MUST(sgmap_queue_wait_for(q, ticket, &c));
+    CHECK_RESULT(sgmap_completion_check(c), SGMAP_OK, "a queued read of block 0");
+    sgmap_completion_free(c);
+    CHECK_RESULT(sgmap_queue_wait_for(q, ticket, &c), SGMAP_INVALID_REQUEST,
+                 "wait_for a ticket already collected");
+    sgmap_queue_close(q);
+    sgmap_pool *pool = NULL;
+    MUST(sgmap_pool_open(path, 2, 4096, &pool));
+    CHECK_RESULT(sgmap_pool_release(pool, 5), SGMAP_INVALID_ARGUMENT, "pool_release(5) of 2 buffers");
+    CHECK_RESULT(sgmap_pool_release(pool, 0), SGMAP_WRONG_STATE, "pool_release of a free buffer");
+    sgmap_pool_close(pool);
 
     /* A read-only handle maps its buffer read-only. */
     MUST(sgmap_device_open(path, SGMAP_OPEN_READ_ONLY, &dev));

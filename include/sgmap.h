@@ -105,6 +105,11 @@
 #define SGMAP_RESET_HOST 3
 
 /**
+ * `sgmap_pool_submit`: use whichever buffer is free.
+ */
+#define SGMAP_POOL_ANY (size_t)-1
+
+/**
  * What an sgmap function did. Every function that can fail returns one.
  *
  * The numbers are part of the ABI: each keeps its meaning forever, and a
@@ -199,6 +204,12 @@ typedef uint32_t sgmap_result;
 #endif // __cplusplus
 
 /**
+ * A collected command of a queue (opaque): its ticket, outcome and data.
+ * Release it with `sgmap_completion_free`. Immutable: any thread may read it.
+ */
+typedef struct sgmap_completion sgmap_completion;
+
+/**
  * An open SCSI generic device (opaque). Made by `sgmap_device_open`,
  * released by `sgmap_device_close`.
  *
@@ -217,6 +228,43 @@ typedef struct sgmap_device sgmap_device;
  * thread may read it; free it once with `sgmap_device_list_free`.
  */
 typedef struct sgmap_device_list sgmap_device_list;
+
+/**
+ * N fds on one device, each with its mapped reserved buffer: N mmap-ed
+ * (zero-copy) commands in flight at once (opaque). Made by
+ * `sgmap_pool_open`, released by `sgmap_pool_close`.
+ *
+ * A buffer is free, in flight, or lent: `sgmap_pool_wait` lends the
+ * buffer of the command it hands out (its bytes are the read's data) until
+ * `sgmap_pool_release`. Only free buffers are leased and submitted.
+ *
+ * Thread safety: every function may be called from any thread; a lock
+ * inside the pool makes the calls take turns (a blocking wait holds up the
+ * others). A lent buffer is the caller's until released; a leased one is
+ * filled by the caller and then submitted: do that from one thread, or
+ * guard it with a lock of your own, since another thread's
+ * `SGMAP_POOL_ANY` submit may take a leased buffer first (the submit with
+ * the stale index then fails with `SGMAP_WRONG_STATE`). `sgmap_pool_close`
+ * must not overlap any other call on the pool.
+ */
+typedef struct sgmap_pool sgmap_pool;
+
+/**
+ * Up to 16 commands in flight on one fd (opaque), for indirect and direct
+ * IO. Made by `sgmap_queue_open`, released by `sgmap_queue_close`.
+ *
+ * The queue owns the data of each command until its completion is
+ * collected: a write's bytes are copied at submit, and a read's bytes
+ * arrive in a buffer the completion owns. So nothing the caller frees or
+ * reuses can be in the kernel's hands.
+ *
+ * Thread safety: every function may be called from any thread; a lock
+ * inside the queue makes the calls take turns, so a blocking wait holds up
+ * the others on the same queue (use `sgmap_queue_wait_timeout`, or poll
+ * `sgmap_queue_fd`, when several threads share one). `sgmap_queue_close`
+ * must not overlap any other call on it.
+ */
+typedef struct sgmap_queue sgmap_queue;
 
 /**
  * Which way a command's data moves: one of the `SGMAP_DIR_*` values.
@@ -658,6 +706,86 @@ typedef struct sgmap_transfer {
      */
     sgmap_fallback fallback;
 } sgmap_transfer;
+
+/**
+ * A pool's shape and counts.
+ */
+typedef struct sgmap_pool_info {
+    /**
+     * Fds (and buffers) in the pool: its depth.
+     */
+    size_t fds;
+    /**
+     * The usable length of every buffer (the smallest mapping).
+     */
+    size_t buffer_len;
+    /**
+     * Commands submitted whose completion has not been handed out.
+     */
+    size_t pending;
+    /**
+     * Commands in the kernel now.
+     */
+    size_t in_flight;
+    /**
+     * Buffers free for a lease or a submit.
+     */
+    size_t free;
+    /**
+     * Buffers handed out by a wait and not yet released.
+     */
+    size_t lent;
+    /**
+     * The most commands the pool has had in the kernel at once.
+     */
+    size_t peak_in_flight;
+} sgmap_pool_info;
+
+/**
+ * A collected command of a pool. Its data stays valid, and its buffer
+ * lent to the caller, until `sgmap_pool_release(pool, index)`.
+ */
+typedef struct sgmap_pool_completion {
+    /**
+     * The ticket `sgmap_pool_submit` returned.
+     */
+    uint64_t ticket;
+    /**
+     * Which buffer (and fd) ran the command.
+     */
+    size_t index;
+    /**
+     * The bytes the device transferred, in the mapped buffer (for a read,
+     * the data read, with no copy made).
+     */
+    const uint8_t *data;
+    /**
+     * Their number: `outcome.transferred`.
+     */
+    size_t len;
+    /**
+     * Status, sense, residual and mode (`SGMAP_MODE_MMAP`).
+     */
+    struct sgmap_outcome outcome;
+} sgmap_pool_completion;
+
+/**
+ * Counts of a queue's commands.
+ */
+typedef struct sgmap_queue_stats {
+    /**
+     * Submitted, completion not yet handed out.
+     */
+    size_t pending;
+    /**
+     * In the kernel now (at most 16).
+     */
+    size_t in_flight;
+    /**
+     * The most the queue has had in the kernel at once.
+     */
+    size_t peak_in_flight;
+} sgmap_queue_stats;
 
 /**
  * No data phase.
@@ -1314,6 +1442,274 @@ sgmap_result sgmap_read_blocks(struct sgmap_device *dev, uint64_t lba, void *buf
  * or valid for a write of one `sgmap_transfer`.
  */
 sgmap_result sgmap_write_blocks(struct sgmap_device *dev, uint64_t lba, const void *buf, size_t len, sgmap_mode mode, struct sgmap_transfer *out);
+
+/**
+ * Opens `path` `fds` times read-write and maps a reserved buffer of
+ * `buffer_bytes` (rounded up to a page) on each; the kernel may grant less:
+ * `sgmap_pool_get_info` gives the usable length. The first command after
+ * power on gets a UNIT ATTENTION: call `sgmap_wait_ready` on a device
+ * handle first.
+ *
+ * # Safety
+ *
+ * `path` must be NULL or a NUL-terminated string; `out` must be NULL or
+ * valid for a write of one pointer.
+ */
+sgmap_result sgmap_pool_open(const char *path, size_t fds, size_t buffer_bytes, struct sgmap_pool **out);
+
+/**
+ * Waits for every command still in flight, then closes every fd and
+ * unmaps every buffer (pointers from the pool become invalid). NULL does
+ * nothing.
+ *
+ * # Safety
+ *
+ * `p` must be NULL or a pool from `sgmap_pool_open`, closed once, with no
+ * other call on it running or following.
+ */
+void sgmap_pool_close(struct sgmap_pool *p);
+
+/**
+ * Fills `*out` with the pool's shape and counts.
+ *
+ * # Safety
+ *
+ * `p` must be NULL or a live pool; `out` must be NULL or valid for a write
+ * of one `sgmap_pool_info`.
+ */
+sgmap_result sgmap_pool_get_info(const struct sgmap_pool *p, struct sgmap_pool_info *out);
+
+/**
+ * Finds the buffer the next submit will use, for filling before a write:
+ * stores its index in `*index`, its address in `*buf` and its usable
+ * length in `*len`. Reading needs no lease: submit with `SGMAP_POOL_ANY`.
+ * `SGMAP_WRONG_STATE` when no buffer is free.
+ *
+ * # Safety
+ *
+ * `p` must be NULL or a live pool; `index`, `buf` and `len` must be NULL or
+ * valid for a write of one `size_t`, one pointer and one `size_t`.
+ */
+sgmap_result sgmap_pool_lease(struct sgmap_pool *p, size_t *index, uint8_t **buf, size_t *len);
+
+/**
+ * Submits `cmd` as mmap-ed IO in a free buffer (`cmd->mode` must be
+ * `SGMAP_MODE_MMAP` and `cmd->data` NULL; `cmd->data_len` at most the
+ * buffer length) and returns at once, storing the ticket in `*ticket` (NULL
+ * if not needed). `index` is the buffer from `sgmap_pool_lease` (filled for
+ * a write), or `SGMAP_POOL_ANY`. `SGMAP_WRONG_STATE` when no buffer is free
+ * or `index` is no longer the free one.
+ *
+ * # Safety
+ *
+ * `p` must be NULL or a live pool; `cmd` must be NULL or a valid
+ * `sgmap_command`; `ticket` must be NULL or valid for a write of one
+ * `uint64_t`.
+ */
+sgmap_result sgmap_pool_submit(struct sgmap_pool *p, size_t index, const struct sgmap_command *cmd, uint64_t *ticket);
+
+/**
+ * Blocks until a command completes and describes it in `*out`, lending its
+ * buffer until `sgmap_pool_release`. `SGMAP_OK` means a completion was
+ * collected, whatever its SCSI status: check `out->outcome.failure`.
+ * `SGMAP_INVALID_REQUEST` when no command is pending.
+ *
+ * # Safety
+ *
+ * `p` must be NULL or a live pool; `out` must be NULL or valid for a write
+ * of one `sgmap_pool_completion`.
+ */
+sgmap_result sgmap_pool_wait(struct sgmap_pool *p, struct sgmap_pool_completion *out);
+
+/**
+ * Blocks until the command with `ticket` completes and describes it in
+ * `*out`, lending its buffer until `sgmap_pool_release`.
+ *
+ * # Safety
+ *
+ * `p` must be NULL or a live pool; `out` must be NULL or valid for a write
+ * of one `sgmap_pool_completion`.
+ */
+sgmap_result sgmap_pool_wait_for(struct sgmap_pool *p, uint64_t ticket, struct sgmap_pool_completion *out);
+
+/**
+ * Waits at most `timeout_ms` milliseconds (0: just look) for a completion.
+ * When one arrives, `*ready` is true and `*out` describes it (its buffer
+ * lent until `sgmap_pool_release`); otherwise `*ready` is false.
+ *
+ * # Safety
+ *
+ * `p` must be NULL or a live pool; `out` and `ready` must be NULL or valid
+ * for a write of one `sgmap_pool_completion` and one `bool`.
+ */
+sgmap_result sgmap_pool_wait_timeout(struct sgmap_pool *p, uint32_t timeout_ms, struct sgmap_pool_completion *out, bool *ready);
+
+/**
+ * Gives back the buffer a wait lent: its data pointer becomes invalid and
+ * the buffer may carry the next command. `SGMAP_WRONG_STATE` when buffer
+ * `index` is not lent, `SGMAP_INVALID_ARGUMENT` when there is no such buffer.
+ *
+ * # Safety
+ *
+ * `p` must be NULL or a live pool.
+ */
+sgmap_result sgmap_pool_release(struct sgmap_pool *p, size_t index);
+
+/**
+ * Opens `path` (flags as for `sgmap_device_open`; a queue needs read-write,
+ * so `SGMAP_OPEN_READ_ONLY` is refused) and makes a queue of it. The first
+ * command after power on gets a UNIT ATTENTION: call `sgmap_wait_ready` on
+ * a device handle first.
+ *
+ * # Safety
+ *
+ * `path` must be NULL or a NUL-terminated string; `out` must be NULL or
+ * valid for a write of one pointer.
+ */
+sgmap_result sgmap_queue_open(const char *path, uint32_t flags, struct sgmap_queue **out);
+
+/**
+ * Waits for every command still in flight (their completions are
+ * discarded), then closes the queue. NULL does nothing.
+ *
+ * # Safety
+ *
+ * `q` must be NULL or a queue from `sgmap_queue_open`, closed once, with no
+ * other call on it running or following.
+ */
+void sgmap_queue_close(struct sgmap_queue *q);
+
+/**
+ * Submits a command and returns at once, storing its ticket in `*ticket`
+ * (NULL if you do not need it). `cmd->mode` is `SGMAP_MODE_INDIRECT` or
+ * `SGMAP_MODE_DIRECT` (the queue then uses a page-aligned buffer of its
+ * own); mmap IO has its own home, the pool.
+ *
+ * For `SGMAP_DIR_TO_DEVICE`, `cmd->data` is copied: the caller's buffer is
+ * free again when this returns. For `SGMAP_DIR_FROM_DEVICE`, `cmd->data`
+ * must be NULL: the bytes arrive in the completion
+ * (`sgmap_completion_data`).
+ *
+ * With 16 commands already in the kernel this first waits for one (kept
+ * for the next wait): a full queue is back-pressure, never an error.
+ *
+ * # Safety
+ *
+ * `q` must be NULL or a live queue; `cmd` must be NULL or a valid
+ * `sgmap_command` (its `cdb` and `data` valid for their lengths); `ticket`
+ * must be NULL or valid for a write of one `uint64_t`.
+ */
+sgmap_result sgmap_queue_submit(struct sgmap_queue *q, const struct sgmap_command *cmd, uint64_t *ticket);
+
+/**
+ * Blocks until a command completes and stores its completion in `*out`
+ * (release it with `sgmap_completion_free`). `SGMAP_OK` means a completion
+ * was collected, whatever its SCSI status: check `sgmap_completion_check`
+ * or the outcome. `SGMAP_INVALID_REQUEST` when no command is pending.
+ *
+ * # Safety
+ *
+ * `q` must be NULL or a live queue; `out` must be NULL or valid for a
+ * write of one pointer.
+ */
+sgmap_result sgmap_queue_wait(struct sgmap_queue *q, struct sgmap_completion **out);
+
+/**
+ * Blocks until the command with `ticket` completes (the others stay in the
+ * kernel meanwhile) and stores its completion in `*out`.
+ *
+ * # Safety
+ *
+ * `q` must be NULL or a live queue; `out` must be NULL or valid for a
+ * write of one pointer.
+ */
+sgmap_result sgmap_queue_wait_for(struct sgmap_queue *q, uint64_t ticket, struct sgmap_completion **out);
+
+/**
+ * Waits at most `timeout_ms` milliseconds (0: just look) for a completion.
+ * `SGMAP_OK` with `*out` set when one arrived; `SGMAP_OK` with `*out` NULL
+ * when none did (or none is pending).
+ *
+ * # Safety
+ *
+ * `q` must be NULL or a live queue; `out` must be NULL or valid for a
+ * write of one pointer.
+ */
+sgmap_result sgmap_queue_wait_timeout(struct sgmap_queue *q, uint32_t timeout_ms, struct sgmap_completion **out);
+
+/**
+ * Fills `*out` with the queue's counts.
+ *
+ * # Safety
+ *
+ * `q` must be NULL or a live queue; `out` must be NULL or valid for a
+ * write of one `sgmap_queue_stats`.
+ */
+sgmap_result sgmap_queue_get_stats(const struct sgmap_queue *q, struct sgmap_queue_stats *out);
+
+/**
+ * Stores the queue's fd in `*out`, for the caller's own poll(2): it polls
+ * readable when a completion is ready, and `sgmap_queue_wait_timeout(q, 0,
+ * ...)` then collects it. The queue keeps owning the fd: do not close it.
+ *
+ * # Safety
+ *
+ * `q` must be NULL or a live queue; `out` must be NULL or valid for a
+ * write of one `int`.
+ */
+sgmap_result sgmap_queue_fd(const struct sgmap_queue *q, int *out);
+
+/**
+ * Stores the completion's ticket (what `sgmap_queue_submit` returned) in `*out`.
+ *
+ * # Safety
+ *
+ * `c` must be NULL or a live completion; `out` must be NULL or valid for a
+ * write of one `uint64_t`.
+ */
+sgmap_result sgmap_completion_ticket(const struct sgmap_completion *c, uint64_t *out);
+
+/**
+ * Copies the completion's outcome (status, sense, residual, the mode that
+ * really ran) into `*out`.
+ *
+ * # Safety
+ *
+ * `c` must be NULL or a live completion; `out` must be NULL or valid for a
+ * write of one `sgmap_outcome`.
+ */
+sgmap_result sgmap_completion_outcome(const struct sgmap_completion *c, struct sgmap_outcome *out);
+
+/**
+ * Stores the address and length of the bytes the device transferred: for a
+ * read, the data read (empty for commands without data). Valid until
+ * `sgmap_completion_free`.
+ *
+ * # Safety
+ *
+ * `c` must be NULL or a live completion; `ptr` and `len` must be NULL or
+ * valid for a write of one pointer and one `size_t`.
+ */
+sgmap_result sgmap_completion_data(const struct sgmap_completion *c, const uint8_t **ptr, size_t *len);
+
+/**
+ * `SGMAP_OK` when the completed command succeeded, else `SGMAP_SCSI_ERROR`
+ * with the failure (naming the device and command) as the last error.
+ *
+ * # Safety
+ *
+ * `c` must be NULL or a live completion.
+ */
+sgmap_result sgmap_completion_check(const struct sgmap_completion *c);
+
+/**
+ * Releases a completion and its data. NULL does nothing.
+ *
+ * # Safety
+ *
+ * `c` must be NULL or a completion from a queue wait, freed once.
+ */
+void sgmap_completion_free(struct sgmap_completion *c);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -53,6 +53,7 @@ const PROGRAMS: &[(&str, Setup)] = &[
     ("mmap_read.c", Setup::Plain),
     ("direct_write.c", Setup::Plain),
     ("scsi_error.c", Setup::MediumError),
+    ("queue_pool.c", Setup::Plain),
     ("bad_input.c", Setup::Plain),
     ("threads.cpp", Setup::Plain),
 ];

@@ -275,7 +275,43 @@ pub(crate) fn asked_mode(m: sgmap_mode) -> Result<Asked, Fail> {
 }
 
 /// The sg driver's limit on one transfer: less than 256 MiB.
-const MAX_DXFER: usize = 256 << 20;
+pub(crate) const MAX_DXFER: usize = 256 << 20;
+
+/// Checks a C command and makes the core's: the CDB, direction, mode asked
+/// for, flags and timeout (direct IO is left to the caller to ask for).
+///
+/// # Safety
+///
+/// `c.cdb` must be NULL or valid for reads of `c.cdb_len` bytes.
+pub(crate) unsafe fn parse_command(c: &sgmap_command) -> Result<(Command, Direction, Asked), Fail> {
+    // SAFETY: NULL or valid for `cdb_len` bytes per the caller's contract.
+    let cdb_bytes = unsafe { args::bytes(c.cdb, c.cdb_len, "cmd->cdb") }?;
+    let cdb = Cdb::new(cdb_bytes).map_err(sgmap::Error::from)?;
+    let direction = direction_from_c(c.direction)?;
+    let asked = asked_mode(c.mode)?;
+    if c.flags & !SGMAP_CMD_AT_TAIL != 0 {
+        return Err(Fail::invalid(format!(
+            "unknown command flag bits {:#x}; use SGMAP_CMD_AT_TAIL",
+            c.flags & !SGMAP_CMD_AT_TAIL
+        )));
+    }
+    let mut command = Command::new(cdb);
+    if c.timeout_ms != 0 {
+        command = command.timeout(Duration::from_millis(u64::from(c.timeout_ms)));
+    }
+    if c.flags & SGMAP_CMD_AT_TAIL != 0 {
+        command = command.at_tail();
+    }
+    if direction == Direction::None && c.data_len != 0 {
+        return Err(Fail::invalid(
+            "SGMAP_DIR_NONE with a non-zero data_len; give the direction of the data",
+        ));
+    }
+    if asked == Asked::Direct {
+        command = command.direct();
+    }
+    Ok((command, direction, asked))
+}
 
 /// Runs one command (SG_IO) and reports everything about it in `*outcome`
 /// (pass NULL if you need only the result).
@@ -321,29 +357,8 @@ pub unsafe extern "C" fn sgmap_execute(
         let dev = unsafe { handle(dev) }?;
         // SAFETY: NULL or a valid command per the caller's contract.
         let c = unsafe { args::input(cmd, "cmd") }?;
-        // SAFETY: NULL or valid for `cdb_len` bytes per the caller's contract.
-        let cdb_bytes = unsafe { args::bytes(c.cdb, c.cdb_len, "cmd->cdb") }?;
-        let cdb = Cdb::new(cdb_bytes).map_err(sgmap::Error::from)?;
-        let direction = direction_from_c(c.direction)?;
-        let asked = asked_mode(c.mode)?;
-        if c.flags & !SGMAP_CMD_AT_TAIL != 0 {
-            return Err(Fail::invalid(format!(
-                "unknown command flag bits {:#x}; use SGMAP_CMD_AT_TAIL",
-                c.flags & !SGMAP_CMD_AT_TAIL
-            )));
-        }
-        let mut command = Command::new(cdb);
-        if c.timeout_ms != 0 {
-            command = command.timeout(Duration::from_millis(u64::from(c.timeout_ms)));
-        }
-        if c.flags & SGMAP_CMD_AT_TAIL != 0 {
-            command = command.at_tail();
-        }
-        if direction == Direction::None && c.data_len != 0 {
-            return Err(Fail::invalid(
-                "SGMAP_DIR_NONE with a non-zero data_len; give the direction of the data",
-            ));
-        }
+        // SAFETY: `cmd->cdb` per the caller's contract.
+        let (command, direction, asked) = unsafe { parse_command(c) }?;
         let result = match asked {
             Asked::Mmap => {
                 if !c.data.is_null() {
@@ -356,9 +371,6 @@ pub unsafe extern "C" fn sgmap_execute(
                 })?
             }
             Asked::Indirect | Asked::Direct => {
-                if asked == Asked::Direct {
-                    command = command.direct();
-                }
                 if c.data_len >= MAX_DXFER {
                     return Err(Fail::new(
                         sgmap_result::SGMAP_INVALID_REQUEST,

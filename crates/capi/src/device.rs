@@ -135,6 +135,20 @@ impl sgmap_device {
     }
 }
 
+/// The core's open options for `SGMAP_OPEN_*` flags.
+pub(crate) fn open_options(flags: u32) -> Result<OpenOptions, Fail> {
+    if flags & !OPEN_FLAGS != 0 {
+        return Err(Fail::invalid(format!(
+            "unknown flag bits {:#x}; use SGMAP_OPEN_READ_ONLY, SGMAP_OPEN_EXCLUSIVE, SGMAP_OPEN_NONBLOCK",
+            flags & !OPEN_FLAGS
+        )));
+    }
+    Ok(OpenOptions::new()
+        .read_only(flags & SGMAP_OPEN_READ_ONLY != 0)
+        .exclusive(flags & SGMAP_OPEN_EXCLUSIVE != 0)
+        .nonblocking(flags & SGMAP_OPEN_NONBLOCK != 0))
+}
+
 /// Borrows the handle behind a C pointer.
 ///
 /// # Safety
@@ -172,16 +186,7 @@ pub unsafe extern "C" fn sgmap_device_open(
         unsafe { out.put(std::ptr::null_mut()) };
         // SAFETY: NULL or NUL-terminated per the caller's contract.
         let path = unsafe { args::path(path, "path") }?;
-        if flags & !OPEN_FLAGS != 0 {
-            return Err(Fail::invalid(format!(
-                "unknown flag bits {:#x}; use SGMAP_OPEN_READ_ONLY, SGMAP_OPEN_EXCLUSIVE, SGMAP_OPEN_NONBLOCK",
-                flags & !OPEN_FLAGS
-            )));
-        }
-        let options = OpenOptions::new()
-            .read_only(flags & SGMAP_OPEN_READ_ONLY != 0)
-            .exclusive(flags & SGMAP_OPEN_EXCLUSIVE != 0)
-            .nonblocking(flags & SGMAP_OPEN_NONBLOCK != 0);
+        let options = open_options(flags)?;
         let device = options.open(&path)?;
         let handle = Box::new(sgmap_device {
             state: RwLock::new(State::Open(device)),

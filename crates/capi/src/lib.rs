@@ -27,6 +27,8 @@ pub mod device;
 pub mod discover;
 pub mod error;
 pub mod helpers;
+pub mod pool;
+pub mod queue;
 
 use std::ffi::c_char;
 
