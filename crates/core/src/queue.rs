@@ -400,6 +400,15 @@ impl Queue {
         self.peak
     }
 
+    /// The `pack_id` the driver knows the in-flight command `ticket` by, to
+    /// find it in [`Device::requests`]; `None` once it has been collected.
+    pub fn pack_id(&self, ticket: Ticket) -> Option<i32> {
+        self.slots
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|s| s.ticket == ticket))
+            .map(|i| i as i32)
+    }
+
     /// Submits `cmd` with `data`: a `write()` of its header, returning at once.
     ///
     /// The queue owns `data` until the command is collected. With
