@@ -3,8 +3,10 @@
 //!
 //! - [`Session`]: one open device prepared for one transfer mode ([`Way`]),
 //!   direction ([`Dir`]) and transfer size, moving data one command at a time
-//!   (depth 1). Setup (open, reserved buffer, mmap) happens in
-//!   [`Session::open`], outside any timing.
+//!   with synchronous `SG_IO` (depth 1); [`DeepSession`] keeps more in flight
+//!   with sgmap's asynchronous queue or its mmap fd pool; [`Runner`] is
+//!   either. Setup (open, reserved buffers, mmap) happens when they are
+//!   opened, outside any timing.
 //! - [`floors`]: the two bounds any mode is held against: a TEST UNIT READY
 //!   round trip (a command with no data) and one memory copy of the transfer
 //!   size from a large, cold source.
@@ -22,8 +24,11 @@ use std::time::{Duration, Instant};
 use sgmap::cdb::Cdb;
 use sgmap::{Command, Data, Device, DirectBuf, Direction, Error, MappedDevice, Mode};
 
+mod deep;
 pub mod floors;
 pub mod stats;
+
+pub use deep::DeepSession;
 
 /// The environment variable naming the sg device the benches run against.
 pub const DEVICE_ENV: &str = "SGMAP_TEST_DEVICE";
@@ -616,17 +621,60 @@ impl DeviceFacts {
     }
 }
 
-/// Whether this build can keep `depth` commands in flight for `way`. Depth 1
-/// (synchronous `SG_IO`) always; deeper queues need the asynchronous queue.
+/// Whether sgmap can keep `depth` commands in flight in every mode: 1
+/// (synchronous `SG_IO`) to 16 (the sg driver's limit per fd, which the
+/// queue of direct and indirect IO shares).
 pub fn supports_depth(depth: usize) -> bool {
-    depth == 1
+    (1..=sgmap::MAX_IN_FLIGHT).contains(&depth)
 }
 
-/// The reason [`supports_depth`] gives for `depth`, for messages and reports.
+/// Why [`supports_depth`] refuses `depth`, for messages and reports.
 pub fn depth_unsupported_reason(depth: usize) -> String {
     format!(
-        "queue depth {depth} needs sgmap's asynchronous queue, which this build does not have yet; use depth 1"
+        "queue depth {depth}: sgmap keeps 1 to {} commands in flight (the sg driver's limit per fd)",
+        sgmap::MAX_IN_FLIGHT
     )
+}
+
+/// A device prepared for timed runs at some depth: a [`Session`] at depth 1
+/// (synchronous `SG_IO`), a [`DeepSession`] beyond.
+#[derive(Debug)]
+pub enum Runner {
+    /// One command at a time.
+    Sync(Session),
+    /// Several in flight.
+    Deep(DeepSession),
+}
+
+impl Runner {
+    /// Opens `path` for transfers of up to `capacity` bytes with `depth` in flight.
+    pub fn open(
+        path: &Path,
+        way: Way,
+        dir: Dir,
+        capacity: usize,
+        depth: usize,
+    ) -> Result<Runner, Error> {
+        Ok(if depth <= 1 {
+            Runner::Sync(Session::open(path, way, dir, capacity)?)
+        } else {
+            Runner::Deep(DeepSession::open(path, way, dir, capacity, depth)?)
+        })
+    }
+
+    /// Times `commands` transfers of `len` bytes at the LBAs `cycle` gives.
+    pub fn run(
+        &mut self,
+        cycle: &mut Cycle,
+        len: usize,
+        commands: u64,
+        tick: impl FnMut(u64),
+    ) -> Result<Sample, Error> {
+        match self {
+            Runner::Sync(s) => run(s, cycle, len, commands, tick),
+            Runner::Deep(d) => d.run(cycle, len, commands, tick),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use std::time::Duration;
 use clap::Args;
 use sgmap::Device;
 use sgmap_benches::floors::{ColdCopy, TurLoop};
-use sgmap_benches::{supports_depth, Cycle, Dir, Session, Way};
+use sgmap_benches::{supports_depth, Cycle, Dir, Runner, Way};
 
 use crate::peers::{self, Peer};
 use crate::report::{table, BenchDoc, Collected, Key, Skip, Tool};
@@ -233,19 +233,24 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         let n = pilot(run_time, |n| Ok::<_, Failure>(c.run(n).wall))?;
         copies.insert(bs, (c, n));
     }
-    let mut base: BTreeMap<(Dir, usize), u64> = BTreeMap::new();
+    // One pilot per direction, size and depth, with sgmap's indirect IO:
+    // every contender at that point then moves the same bytes.
+    let mut base: BTreeMap<(Dir, usize, usize), u64> = BTreeMap::new();
     for &dir in &dirs {
         for &bs in &sizes {
-            let mut s = Session::open(path, Way::Indirect, dir, bs)?;
-            let mut cycle = Cycle::new(
-                args.offset / block as u64,
-                span_for(bs) / block as u64,
-                (bs / block) as u64,
-            );
-            let n = pilot(run_time, |n| {
-                sgmap_benches::run(&mut s, &mut cycle, bs, n, |_| {}).map(|s| s.wall)
-            })?;
-            base.insert((dir, bs), n);
+            for &depth in &depths {
+                let pilot_depth = if supports_depth(depth) { depth } else { 1 };
+                let mut r = Runner::open(path, Way::Indirect, dir, bs, pilot_depth)?;
+                let mut cycle = Cycle::new(
+                    args.offset / block as u64,
+                    span_for(bs) / block as u64,
+                    (bs / block) as u64,
+                );
+                let n = pilot(run_time, |n| {
+                    r.run(&mut cycle, bs, n, |_| {}).map(|s| s.wall)
+                })?;
+                base.insert((dir, bs, depth), n);
+            }
         }
     }
 
@@ -271,7 +276,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
                     {
                         continue;
                     }
-                    let commands = base[&(dir, bs)];
+                    let commands = base[&(dir, bs, c.depth)];
                     let result = run_one(
                         path,
                         &programs,
@@ -372,13 +377,14 @@ fn run_one(
 ) -> std::result::Result<sgmap_benches::Sample, String> {
     match c.tool {
         Tool::Sgmap => {
-            let mut s = Session::open(path, c.way, dir, bs).map_err(|e| e.to_string())?;
+            let mut r = Runner::open(path, c.way, dir, bs, c.depth).map_err(|e| e.to_string())?;
             let mut cycle = Cycle::new(
                 offset / block as u64,
                 span / block as u64,
                 (bs / block) as u64,
             );
-            sgmap_benches::run(&mut s, &mut cycle, bs, commands, |_| {}).map_err(|e| e.to_string())
+            r.run(&mut cycle, bs, commands, |_| {})
+                .map_err(|e| e.to_string())
         }
         Tool::SgRead => peers::run_sg_read(
             &programs[&Peer::SgRead],

@@ -4,16 +4,22 @@
 
 use std::fs::File;
 use std::io::{Read as _, Write as _};
+use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
+use indicatif::ProgressBar;
 use serde::Serialize;
+use sgmap::stream::{self, StreamMode};
 use sgmap::{BlockIo, Device};
-use sgmap_benches::{supports_depth, CpuTime, Cycle, Dir, ModeCounts, Session, Way};
+use sgmap_benches::{CpuTime, Cycle, DeviceFacts, Dir, ModeCounts, Session, Way};
 
 use crate::size::{human, parse_bytes, parse_usize};
 use crate::{print_json, progress, Failure, Output, Result};
+
+/// The most mapped fds `--mode mmap --depth N` opens.
+const MAX_MMAP_DEPTH: usize = 256;
 
 /// Options shared by `read` and `write`.
 #[derive(Debug, Clone, Args)]
@@ -33,7 +39,9 @@ pub(crate) struct Common {
     /// Total bytes to move (the last transfer may be shorter than --bs).
     #[arg(long, value_parser = parse_bytes)]
     pub size: Option<u64>,
-    /// Commands in flight at once.
+    /// Commands in flight at once. 1: synchronous SG_IO; more: sgmap's
+    /// streaming helper (mmap: one mapped fd per command; direct and indirect:
+    /// the asynchronous queue on one fd, at most 16), data still in LBA order.
     #[arg(long, default_value_t = 1)]
     pub depth: usize,
     /// Where on the device to start, in bytes (a whole number of blocks).
@@ -196,6 +204,125 @@ pub(crate) fn write(args: &WriteArgs) -> Result<()> {
     transfer(c, Dir::Write, Sink::None, source, file_len)
 }
 
+/// Reads `expected.len()` bytes at `lba` back through the verifier's own fd
+/// (indirect IO) and compares them with what the transfer saw.
+fn check_back(
+    (vdev, vbuf): &mut (Device, Vec<u8>),
+    lba: u64,
+    expected: &[u8],
+    mode: Way,
+    op: &str,
+    fail: &dyn Fn(String) -> Failure,
+) -> Result<()> {
+    if vbuf.len() < expected.len() {
+        vbuf.resize(expected.len(), 0);
+    }
+    let got = &mut vbuf[..expected.len()];
+    vdev.read_blocks(lba, got, BlockIo::indirect())?;
+    match got.iter().zip(expected).position(|(a, b)| a != b) {
+        None => Ok(()),
+        Some(i) => Err(fail(format!(
+            "verify failed: byte {i} of the transfer at LBA {lba} reads back as {:#04x} through a second fd, \
+             but the {mode} {op} saw {:#04x}",
+            got[i], expected[i]
+        ))),
+    }
+}
+
+/// Moves the blocks `range` with `c.depth` commands in flight through
+/// sgmap's streaming helper (mmap: a pool of mapped fds; direct and
+/// indirect: the asynchronous queue), data in LBA order.
+#[allow(clippy::too_many_arguments)]
+fn stream_transfer(
+    c: &Common,
+    dir: Dir,
+    range: Range<u64>,
+    block: usize,
+    sink: &mut Sink,
+    source: &mut Source,
+    verifier: &mut Option<(Device, Vec<u8>)>,
+    bar: &ProgressBar,
+    fail: &dyn Fn(String) -> Failure,
+) -> Result<(u64, ModeCounts)> {
+    let op = dir.name();
+    let mode = match c.mode {
+        Way::Mmap => StreamMode::Mmap,
+        Way::Direct => StreamMode::Direct,
+        Way::Indirect => StreamMode::Indirect,
+    };
+    let opts = stream::Options::new(mode)
+        .transfer_bytes(c.bs)
+        .depth(c.depth);
+    let totals = match dir {
+        Dir::Read => stream::read(&c.device, range, opts, |lba, data: &[u8]| {
+            match sink {
+                Sink::None => {}
+                Sink::File(f, p) => f
+                    .write_all(data)
+                    .map_err(|e| fail(format!("cannot write to {}: {e}", p.display())))?,
+                Sink::Stdout(out) => out
+                    .write_all(data)
+                    .map_err(|e| fail(format!("cannot write to stdout: {e}")))?,
+            }
+            if let Some(v) = verifier.as_mut() {
+                check_back(v, lba, data, c.mode, op, fail)?;
+            }
+            bar.inc(data.len() as u64);
+            Ok::<(), Failure>(())
+        })?,
+        Dir::Write => {
+            let totals = stream::write(&c.device, range.clone(), opts, |lba, buf: &mut [u8]| {
+                match source {
+                    Source::Pattern(seed) => pattern(*seed, lba, block, buf),
+                    Source::File(f, p) => f.read_exact(buf).map_err(|e| {
+                        fail(format!(
+                            "cannot read {} bytes from {}: {e}",
+                            buf.len(),
+                            p.display()
+                        ))
+                    })?,
+                }
+                bar.inc(buf.len() as u64);
+                Ok::<(), Failure>(())
+            })?;
+            // With several writes in flight, read everything back once they are done.
+            if let Some(v) = verifier.as_mut() {
+                let mut file = match source {
+                    Source::File(_, p) => Some(File::open(&*p).map_err(|e| {
+                        fail(format!("cannot reopen {} to verify: {e}", p.display()))
+                    })?),
+                    Source::Pattern(_) => None,
+                };
+                let chunk_blocks = (c.bs / block).max(1) as u64;
+                let mut want = vec![0u8; c.bs];
+                let mut lba = range.start;
+                while lba < range.end {
+                    let n = (range.end - lba).min(chunk_blocks) as usize * block;
+                    let want = &mut want[..n];
+                    match (&mut file, &*source) {
+                        (Some(f), _) => f
+                            .read_exact(want)
+                            .map_err(|e| fail(format!("cannot reread the --in file: {e}")))?,
+                        (None, Source::Pattern(seed)) => pattern(*seed, lba, block, want),
+                        (None, Source::File(..)) => {}
+                    }
+                    check_back(v, lba, want, c.mode, op, fail)?;
+                    lba += chunk_blocks;
+                }
+            }
+            totals
+        }
+    };
+    let mut modes = ModeCounts::default();
+    match totals.mode {
+        sgmap::Mode::Mmap => modes.mmap = totals.commands,
+        sgmap::Mode::Direct => modes.direct = totals.commands,
+        sgmap::Mode::Mixed => modes.mixed = totals.commands,
+        _ => modes.indirect = totals.commands,
+    }
+    Ok((totals.commands, modes))
+}
+
 /// Fills `buf` with the pattern of `seed` for blocks from `lba`.
 pub(crate) fn pattern(seed: u64, lba: u64, block: usize, buf: &mut [u8]) {
     for (i, chunk) in buf.chunks_mut(block.max(1)).enumerate() {
@@ -227,15 +354,25 @@ fn transfer(
             "{dev_name}: {op}: --depth must be at least 1"
         )));
     }
-    if !supports_depth(c.depth) {
+    let most = match c.mode {
+        Way::Mmap => MAX_MMAP_DEPTH,
+        _ => sgmap::MAX_IN_FLIGHT,
+    };
+    if c.depth > most {
         return Err(Failure(format!(
-            "{dev_name}: {op}: {}",
-            sgmap_benches::depth_unsupported_reason(c.depth)
+            "{dev_name}: {op}: --depth {}: {} IO keeps at most {most} commands in flight{}",
+            c.depth,
+            c.mode,
+            if c.mode == Way::Mmap {
+                " (one fd and mapped buffer each)"
+            } else {
+                " on one fd (the sg driver's limit); --mode mmap uses one fd per command"
+            }
         )));
     }
-    let mut session = Session::open(&c.device, c.mode, dir, c.bs)?;
-    let block = session.block_size() as u64;
-    let device_blocks = session.blocks_on_device();
+    let facts = DeviceFacts::probe(&c.device)?;
+    let block = facts.block_size as u64;
+    let device_blocks = facts.blocks;
     let fail = |what: String| Failure(format!("{dev_name}: {op}: {what}"));
     if c.offset % block != 0 {
         return Err(fail(format!(
@@ -298,6 +435,21 @@ fn transfer(
             device_blocks * block
         )));
     }
+    if c.depth > 1 {
+        if c.span.is_some() {
+            return Err(fail(
+                "--span works at --depth 1 only: with more in flight the transfers stream through the range once"
+                    .into(),
+            ));
+        }
+        if c.bs > facts.max_size() {
+            return Err(fail(format!(
+                "--bs {} is more than one command can carry on this device ({} bytes); use a smaller --bs",
+                c.bs,
+                facts.max_size()
+            )));
+        }
+    }
     let mut verifier = if c.verify {
         let v = Device::open(&c.device)?;
         v.wait_ready()?;
@@ -309,59 +461,61 @@ fn transfer(
     bar.set_message(format!("{op} {}", c.mode));
     let cpu0 = CpuTime::now();
     let t0 = Instant::now();
-    let mut done = 0u64;
-    let mut commands = 0u64;
-    while done < total {
-        let len = (total - done).min(c.bs as u64) as usize;
-        let lba = if c.span.is_some() {
-            cycle.next_lba()
-        } else {
-            start + done / block
-        };
-        if dir == Dir::Write {
-            let buf = &mut session.data_mut()[..len];
-            match &mut source {
-                Source::Pattern(seed) => pattern(*seed, lba, block as usize, buf),
-                Source::File(f, p) => f.read_exact(buf).map_err(|e| {
-                    fail(format!("cannot read {len} bytes from {}: {e}", p.display()))
-                })?,
+    let (commands, modes) = if c.depth > 1 {
+        let range = start..start + total / block;
+        stream_transfer(
+            c,
+            dir,
+            range,
+            block as usize,
+            &mut sink,
+            &mut source,
+            &mut verifier,
+            &bar,
+            &fail,
+        )?
+    } else {
+        let mut session = Session::open(&c.device, c.mode, dir, c.bs)?;
+        let mut done = 0u64;
+        let mut commands = 0u64;
+        while done < total {
+            let len = (total - done).min(c.bs as u64) as usize;
+            let lba = if c.span.is_some() {
+                cycle.next_lba()
+            } else {
+                start + done / block
+            };
+            if dir == Dir::Write {
+                let buf = &mut session.data_mut()[..len];
+                match &mut source {
+                    Source::Pattern(seed) => pattern(*seed, lba, block as usize, buf),
+                    Source::File(f, p) => f.read_exact(buf).map_err(|e| {
+                        fail(format!("cannot read {len} bytes from {}: {e}", p.display()))
+                    })?,
+                }
             }
-        }
-        session.transfer(lba, len)?;
-        if dir == Dir::Read {
-            let data = &session.data()[..len];
-            match &mut sink {
-                Sink::None => {}
-                Sink::File(f, p) => f
-                    .write_all(data)
-                    .map_err(|e| fail(format!("cannot write to {}: {e}", p.display())))?,
-                Sink::Stdout(out) => out
-                    .write_all(data)
-                    .map_err(|e| fail(format!("cannot write to stdout: {e}")))?,
+            session.transfer(lba, len)?;
+            if dir == Dir::Read {
+                let data = &session.data()[..len];
+                match &mut sink {
+                    Sink::None => {}
+                    Sink::File(f, p) => f
+                        .write_all(data)
+                        .map_err(|e| fail(format!("cannot write to {}: {e}", p.display())))?,
+                    Sink::Stdout(out) => out
+                        .write_all(data)
+                        .map_err(|e| fail(format!("cannot write to stdout: {e}")))?,
+                }
             }
-        }
-        if let Some((vdev, vbuf)) = &mut verifier {
-            let got = &mut vbuf[..len];
-            vdev.read_blocks(lba, got, BlockIo::indirect())?;
-            if let Some(i) = got
-                .iter()
-                .zip(&session.data()[..len])
-                .position(|(a, b)| a != b)
-            {
-                return Err(fail(format!(
-                    "verify failed: byte {} of the transfer at LBA {lba} reads back as {:#04x} through a second fd, \
-                     but the {} {op} saw {:#04x}",
-                    i,
-                    got[i],
-                    c.mode,
-                    session.data()[i]
-                )));
+            if let Some(v) = &mut verifier {
+                check_back(v, lba, &session.data()[..len], c.mode, op, &fail)?;
             }
+            done += len as u64;
+            commands += 1;
+            bar.set_position(done);
         }
-        done += len as u64;
-        commands += 1;
-        bar.set_position(done);
-    }
+        (commands, session.modes())
+    };
     match &mut sink {
         Sink::File(f, p) => f
             .flush()
@@ -377,7 +531,6 @@ fn transfer(
     bar.finish_and_clear();
     let secs = wall.as_secs_f64();
     let per_s = |v: f64| if secs > 0.0 { v / secs } else { 0.0 };
-    let modes = session.modes();
     let file = match (&sink, &source) {
         (Sink::File(_, p), _) | (_, Source::File(_, p)) => Some(p.display().to_string()),
         (Sink::Stdout(_), _) => Some("-".into()),
