@@ -120,6 +120,14 @@ impl Outcome {
         if self.host_status == sys::DID_TIME_OUT || driver == sys::DRIVER_TIMEOUT {
             return Some(ScsiErrorKind::Timeout);
         }
+        // The device's own "busy" tells the caller what to do (retry later)
+        // better than the host byte the midlayer adds when it gives up.
+        if matches!(
+            self.status,
+            sys::SAM_STAT_BUSY | sys::SAM_STAT_TASK_SET_FULL
+        ) {
+            return Some(ScsiErrorKind::Busy);
+        }
         if self.host_status != sys::DID_OK {
             return Some(ScsiErrorKind::Transport);
         }

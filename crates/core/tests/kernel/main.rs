@@ -5,6 +5,7 @@
 mod access;
 mod common;
 mod faults;
+mod matrix;
 mod mmap;
 mod modes;
 mod open;
@@ -20,9 +21,11 @@ fn main() -> std::process::ExitCode {
     tests.extend(mmap::TESTS);
     tests.extend(modes::TESTS);
     tests.extend(faults::TESTS);
-    tests.extend(access::TESTS);
+    tests.extend(matrix::TESTS);
     tests.extend(queue::TESTS);
     tests.extend(pool::TESTS);
     tests.extend(stream::TESTS);
+    // Last: it removes the device and brings it back.
+    tests.extend(access::TESTS);
     sgmap_testkit::run(&tests)
 }
