@@ -181,12 +181,58 @@ fn check_soname(inst: &Installed) -> Result<()> {
     Ok(())
 }
 
+/// The functions the header declares: `name(` at the end of a line that
+/// starts a declaration.
+fn header_functions(header: &str) -> std::collections::BTreeSet<String> {
+    header
+        .lines()
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_lowercase()) && l.contains('('))
+        .filter_map(|l| {
+            let before = &l[..l.find('(')?];
+            let name = before.rsplit([' ', '*']).next()?;
+            name.starts_with("sgmap_").then(|| name.to_string())
+        })
+        .collect()
+}
+
+/// Checks that the shared library exports exactly the functions the header
+/// declares: nothing missing, nothing extra.
+fn check_exports(inst: &Installed) -> Result<()> {
+    let lib = inst.libdir.join("libsgmap.so");
+    let out = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(&lib)
+        .output()
+        .map_err(|e| format!("cannot run nm ({e})"))?;
+    let exported: std::collections::BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_, kind, name) = (f.next()?, f.next()?, f.next()?);
+            (kind == "T").then(|| name.to_string())
+        })
+        .collect();
+    let header = std::fs::read_to_string(inst.prefix.join("include/sgmap.h"))?;
+    let declared = header_functions(&header);
+    let missing: Vec<_> = declared.difference(&exported).collect();
+    let extra: Vec<_> = exported.difference(&declared).collect();
+    if !missing.is_empty() || !extra.is_empty() || declared.is_empty() {
+        return Err(format!(
+            "libsgmap.so and sgmap.h disagree: declared but not exported {missing:?}; exported but \
+             not declared {extra:?}"
+        )
+        .into());
+    }
+    Ok(())
+}
+
 /// Installs the library (debug build) under the target folder and builds
 /// every example in every variant. Builds only what is out of date.
 pub(crate) fn build(ws: &Path) -> Result<Built> {
     let base = dist::target_dir(ws).join("ffi");
     let inst = dist::install(ws, &base.join("prefix"), false)?;
     check_soname(&inst)?;
+    check_exports(&inst)?;
     let bin = base.join("bin");
     std::fs::create_dir_all(&bin)?;
     let src_dir = examples_dir(ws);
@@ -490,6 +536,11 @@ pub(crate) fn ffi(ws: &Path, args: &[String]) -> Result<()> {
     }
     let tb = crate::testbed::Testbed::ensure(ws)?;
     let report = tb.boot(&[phase(jobs)], Duration::from_secs(1800))?;
+    eprintln!(
+        "xtask: the test bed ran {} example jobs in {:.1}s",
+        report.jobs.len(),
+        report.elapsed.as_secs_f64()
+    );
     let mut failed = 0;
     for j in &report.jobs {
         println!(
@@ -545,6 +596,15 @@ mod tests {
             "include/sgmap.h does not compile on its own with {compiler} {std}:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    #[test]
+    fn header_functions_are_found() {
+        let h = "/** doc (with parens) */\nsgmap_result sgmap_open(const char *p);\n\
+                 const char *sgmap_version(void);\nvoid sgmap_close(struct sgmap_device *dev);\n\
+                 #define SGMAP_X(a) a\n";
+        let names: Vec<_> = header_functions(h).into_iter().collect();
+        assert_eq!(names, ["sgmap_close", "sgmap_open", "sgmap_version"]);
     }
 
     #[test]
