@@ -42,6 +42,7 @@ fn main() -> ExitCode {
         Some("test") => test::test(&ws, &args[1..]),
         Some("testbed") => test::testbed(&ws, &args[1..]),
         Some("demo") => test::demo(&ws, &args[1..]),
+        Some("soak") => test::soak(&ws, &args[1..]),
         Some("bench") => bench::bench(&ws, &args[1..]),
         Some("compare") => compare::compare(&ws, &args[1..]),
         Some("codegen") => codegen::codegen(&ws, &args[1..]),

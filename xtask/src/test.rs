@@ -358,21 +358,36 @@ pub(crate) fn run_in_testbed(
     Ok(job.status)
 }
 
-/// `cargo xtask demo`: builds the demo and runs it on the built-in scsi_debug disk.
-pub(crate) fn demo(ws: &Path, args: &[String]) -> Result<()> {
-    cmd_ok(
-        cargo()
-            .args(["build", "--release", "-p", "sgmap", "--example", "demo"])
-            .current_dir(ws),
+/// Builds `crates/core/examples/NAME.rs` (release) and runs it in the test
+/// bed on the default scsi_debug disk with `args`; fails unless it exits 0.
+fn run_example(ws: &Path, name: &str, args: &[String]) -> Result<()> {
+    let built = crate::bench::build(
+        ws,
+        &["build", "--release", "-p", "sgmap", "--example", name],
+        "example",
     )?;
-    let exe = ws.join("target/release/examples/demo");
-    let mut argv = vec![exe.display().to_string()];
+    let exe = built
+        .iter()
+        .find(|b| b.name == name)
+        .ok_or_else(|| format!("cargo built no example named {name}"))?;
+    let mut argv = vec![exe.path.display().to_string()];
     argv.extend(args.iter().cloned());
-    let status = run_in_testbed(ws, DEFAULT_SCSI_DEBUG, true, "demo", argv, vec![])?;
+    let status = run_in_testbed(ws, DEFAULT_SCSI_DEBUG, true, name, argv, vec![])?;
     if status != Some(0) {
-        return Err(format!("the demo exited with {status:?}").into());
+        return Err(format!("{name} exited with {status:?} inside the test bed").into());
     }
     Ok(())
+}
+
+/// `cargo xtask demo`: the three modes on the built-in scsi_debug disk.
+pub(crate) fn demo(ws: &Path, args: &[String]) -> Result<()> {
+    run_example(ws, "demo", args)
+}
+
+/// `cargo xtask soak [--commands N]`: the bounded soak of
+/// `crates/core/examples/soak.rs` on the built-in scsi_debug disk.
+pub(crate) fn soak(ws: &Path, args: &[String]) -> Result<()> {
+    run_example(ws, "soak", args)
 }
 
 #[cfg(test)]
