@@ -398,6 +398,31 @@ mod tests {
     }
 
     #[test]
+    fn result_numbers_never_change() {
+        // Part of the ABI: a change here breaks every compiled C program.
+        let pinned = [
+            (SGMAP_OK, 0),
+            (SGMAP_NULL_PARAMETER, 1),
+            (SGMAP_PANIC, 2),
+            (SGMAP_INVALID_ARGUMENT, 3),
+            (SGMAP_BUFFER_TOO_SMALL, 4),
+            (SGMAP_OPEN_FAILED, 5),
+            (SGMAP_NOT_SG, 6),
+            (SGMAP_OS_ERROR, 7),
+            (SGMAP_SCSI_ERROR, 8),
+            (SGMAP_INVALID_REQUEST, 9),
+            (SGMAP_INVALID_CDB, 10),
+            (SGMAP_BAD_RESPONSE, 11),
+            (SGMAP_WRONG_STATE, 12),
+            (SGMAP_DEVICE_LOST, 13),
+            (SGMAP_OTHER, 14),
+        ];
+        for (r, n) in pinned {
+            assert_eq!(r as u32, n, "{r:?}");
+        }
+    }
+
+    #[test]
     fn result_names_match_the_numbers() {
         for r in [SGMAP_OK, SGMAP_SCSI_ERROR, SGMAP_OTHER] {
             // SAFETY: the names are static NUL-terminated strings.
