@@ -3,27 +3,33 @@
 //! time, against the device named by `SGMAP_TEST_DEVICE` (skipped without
 //! it). Every command goes to the same blocks, as sg3_utils' `sg_read` does.
 //!
-//! `cargo xtask bench` runs this inside the test bed against scsi_debug with
-//! `delay=0`; in its `latency` phase (`ndelay=100000`) only queue-depth
-//! benches run, and this build has none yet (depth 1 only).
+//! And at queue depth 16 (sgmap's asynchronous queue for direct and
+//! indirect IO, its mmap fd pool for mmap) beside depth 1, reads and writes
+//! at 4 KiB and 64 KiB: one criterion iteration is one command, timed over a
+//! whole batch kept 16 deep.
+//!
+//! `cargo xtask bench` runs this inside the test bed against scsi_debug: the
+//! depth-1 groups (`read/sync`, `write/sync`) in its `sync` phase
+//! (`delay=0`), the depth groups (`read/depth1`, `read/depth16`, ...) in its
+//! `latency` phase (`ndelay=100000`, 100 µs per command), where depth
+//! matters. Without a phase (a device given by hand) both run.
 
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use sgmap_benches::{device_from_env, DeviceFacts, Dir, Session, Way};
+use sgmap_benches::{device_from_env, Cycle, DeviceFacts, Dir, Runner, Session, Way};
+
+/// Depths compared in the depth groups.
+const DEPTHS: [usize; 2] = [1, 16];
+/// Transfer sizes of the depth groups.
+const DEPTH_SIZES: [usize; 2] = [4 << 10, 64 << 10];
 
 fn modes(c: &mut Criterion) {
     let Some(path) = device_from_env() else {
         eprintln!("modes: SGMAP_TEST_DEVICE is not set: skipped (run `cargo xtask bench`)");
         return;
     };
-    if std::env::var("SGMAP_TEST_PHASE").is_ok_and(|p| p == "latency") {
-        eprintln!(
-            "modes: latency phase: {}; skipped",
-            sgmap_benches::depth_unsupported_reason(16)
-        );
-        return;
-    }
+    let phase = std::env::var("SGMAP_TEST_PHASE").unwrap_or_default();
     let facts = match DeviceFacts::probe(&path) {
         Ok(f) => f,
         Err(e) => {
@@ -31,12 +37,22 @@ fn modes(c: &mut Criterion) {
             return;
         }
     };
+    if phase != "latency" {
+        sync_groups(c, &path, &facts);
+    }
+    if phase != "sync" {
+        depth_groups(c, &path, &facts);
+    }
+}
+
+/// Depth 1 through synchronous SG_IO, every size.
+fn sync_groups(c: &mut Criterion, path: &std::path::Path, facts: &DeviceFacts) {
     for dir in [Dir::Read, Dir::Write] {
         let mut group = c.benchmark_group(format!("{dir}/sync"));
         for size in facts.bench_sizes() {
             group.throughput(Throughput::Bytes(size as u64));
             for way in Way::ALL {
-                let mut session = match Session::open(&path, way, dir, size) {
+                let mut session = match Session::open(path, way, dir, size) {
                     Ok(s) => s,
                     Err(e) => {
                         eprintln!("{dir}/sync/{way}/{size}: skipped: {e}");
@@ -67,6 +83,60 @@ fn modes(c: &mut Criterion) {
             }
         }
         group.finish();
+    }
+}
+
+/// Depth 1 and 16 through the queue and the pool; one iteration is one
+/// command, timed over a batch kept `depth` deep.
+fn depth_groups(c: &mut Criterion, path: &std::path::Path, facts: &DeviceFacts) {
+    let block = facts.block_size;
+    for dir in [Dir::Read, Dir::Write] {
+        for depth in DEPTHS {
+            let mut group = c.benchmark_group(format!("{dir}/depth{depth}"));
+            for size in DEPTH_SIZES
+                .into_iter()
+                .filter(|s| *s <= facts.max_size() && s % block == 0)
+            {
+                group.throughput(Throughput::Bytes(size as u64));
+                for way in Way::ALL {
+                    let name = format!("{dir}/depth{depth}/{way}/{size}");
+                    let mut runner = match Runner::open(path, way, dir, size, depth) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            eprintln!("{name}: skipped: {e}");
+                            continue;
+                        }
+                    };
+                    // Each in-flight command at its own blocks, cycling over 16 transfers.
+                    let step = (size / block) as u64;
+                    let mut cycle = Cycle::new(0, 16 * step, step);
+                    if let Err(e) = runner.run(&mut cycle, size, depth as u64, |_| {}) {
+                        eprintln!("{name}: skipped: {e}");
+                        continue;
+                    }
+                    let mut failed = None;
+                    group.bench_with_input(
+                        BenchmarkId::new(way.name(), size),
+                        &size,
+                        |b, &size| {
+                            b.iter_custom(|iters| {
+                                match runner.run(&mut cycle, size, iters, |_| {}) {
+                                    Ok(s) => s.wall,
+                                    Err(e) => {
+                                        failed.get_or_insert(e);
+                                        Duration::ZERO
+                                    }
+                                }
+                            })
+                        },
+                    );
+                    if let Some(e) = failed {
+                        eprintln!("{name}: a timed batch failed: {e}");
+                    }
+                }
+            }
+            group.finish();
+        }
     }
 }
 
