@@ -20,8 +20,8 @@
 //! - `ffi`: build the C and C++ examples and run them inside the test bed.
 
 mod bench;
-mod compare;
 mod codegen;
+mod compare;
 mod dist;
 mod ffi;
 mod fuzz;

@@ -330,8 +330,21 @@ impl MappedDevice {
         self.block_command(lba, blocks, Direction::ToDevice)
     }
 
+    /// The block size, never asked for on this fd: READ CAPACITY here would
+    /// move its data through the reserved buffer, over bytes the caller may
+    /// have filled for the next write.
+    fn block_len(&mut self) -> Result<usize> {
+        if let Some(b) = self.device().cached_block_size().get() {
+            return Ok(*b as usize);
+        }
+        let other = Device::options().read_only(true).open(self.path())?;
+        let b = other.block_size()?;
+        let _ = self.device().cached_block_size().set(b);
+        Ok(b as usize)
+    }
+
     fn block_command(&mut self, lba: u64, blocks: u32, dir: Direction) -> Result<Outcome> {
-        let block = self.device().block_size()? as usize;
+        let block = self.block_len()?;
         let len = (blocks as usize).saturating_mul(block);
         let cdb = match dir {
             Direction::ToDevice => Cdb::write(lba, blocks)?,

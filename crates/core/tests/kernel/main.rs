@@ -12,6 +12,7 @@ mod open;
 mod pool;
 mod queue;
 mod stream;
+mod threads;
 
 use sgmap_testkit::KernelTest;
 
@@ -25,6 +26,7 @@ fn main() -> std::process::ExitCode {
     tests.extend(queue::TESTS);
     tests.extend(pool::TESTS);
     tests.extend(stream::TESTS);
+    tests.extend(threads::TESTS);
     // Last: it removes the device and brings it back.
     tests.extend(access::TESTS);
     sgmap_testkit::run(&tests)

@@ -8,7 +8,11 @@ use sgmap_testkit::{ensure, ensure_eq, Ctx, Failed, KernelTest};
 
 use crate::common::{data, open, same};
 
-pub(crate) const TESTS: [KernelTest; 10] = [
+pub(crate) const TESTS: [KernelTest; 11] = [
+    KernelTest::scsi_debug(
+        "mmap_write_on_a_fresh_mapping_sends_the_filled_bytes",
+        fresh_mapping_write,
+    ),
     KernelTest::device(
         "mmap_driver_rules_offset_zero_length_within_reserved_exact_slices",
         driver_mmap_rules,
@@ -283,4 +287,20 @@ fn driver_mmap_rules(ctx: &Ctx) -> Result<(), Failed> {
         m.as_slice().get(64 * 1024).is_none(),
         "no byte past the mapping",
     )
+}
+
+/// The typed mmap write must not run any other command on the mapped fd
+/// first: a READ CAPACITY there (for the block size) would overwrite the
+/// start of the buffer the caller just filled.
+fn fresh_mapping_write(ctx: &Ctx) -> Result<(), Failed> {
+    let block = open(ctx)?.block_size()? as usize;
+    let len = 16 * block;
+    let want = data(16, LBA + 5000, block, len);
+    // A new Device: nothing cached, the block size still unknown.
+    let mut m = Device::open(&ctx.device)?.map_reserved(len)?;
+    m.as_mut_slice().ok_or("writable")?[..len].copy_from_slice(&want);
+    m.write_blocks(LBA + 5000, (len / block) as u32)?;
+    same(&m.as_slice()[..len], &want, "the buffer after the write")?;
+    let got = crate::common::read_with(ctx, crate::common::Way::Indirect, LBA + 5000, len)?;
+    same(&got, &want, "what reached the disk")
 }

@@ -140,7 +140,9 @@ fn overlap(ctx: &Ctx) -> Result<(), Failed> {
     let mut most_in_table = 0;
     {
         let _latency = Knob::latency_ns(100_000)?;
-        for _ in 0..20 {
+        // Many bursts: one where the submits outpace the device is enough,
+        // and a loaded host slows the submits down.
+        for _ in 0..200 {
             let (waiting, table, expect) = burst(&mut q)?;
             ensure_eq(table.len(), 16, "the driver's table holds all 16 requests")?;
             let ids: BTreeSet<i32> = table
