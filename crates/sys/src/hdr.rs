@@ -66,31 +66,16 @@ pub struct sg_io_hdr {
 
 impl sg_io_hdr {
     /// A header with every field zero except `interface_id = 'S'`.
+    ///
+    /// Built from all-zero bytes, so the padding the kernel copies in with the
+    /// header is zero too (memory checkers flag uninitialised padding).
     pub const fn new() -> Self {
-        Self {
-            interface_id: SG_INTERFACE_ID_ORIG,
-            dxfer_direction: crate::SG_DXFER_NONE,
-            cmd_len: 0,
-            mx_sb_len: 0,
-            iovec_count: 0,
-            dxfer_len: 0,
-            dxferp: core::ptr::null_mut(),
-            cmdp: core::ptr::null_mut(),
-            sbp: core::ptr::null_mut(),
-            timeout: 0,
-            flags: 0,
-            pack_id: 0,
-            usr_ptr: core::ptr::null_mut(),
-            status: 0,
-            masked_status: 0,
-            msg_status: 0,
-            sb_len_wr: 0,
-            host_status: 0,
-            driver_status: 0,
-            resid: 0,
-            duration: 0,
-            info: 0,
-        }
+        // SAFETY: every field is an integer or a raw pointer, for which all
+        // zero bytes are a valid value (0 or null).
+        let mut h: Self = unsafe { core::mem::zeroed() };
+        h.interface_id = SG_INTERFACE_ID_ORIG;
+        h.dxfer_direction = crate::SG_DXFER_NONE;
+        h
     }
 }
 
