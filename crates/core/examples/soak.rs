@@ -83,6 +83,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     let noise = noise();
     let mut done: u64 = 0;
+    let mut written: u64 = 0;
     let mut verified: u64 = 0;
     let mut round: u64 = 0;
     let mut baseline = None;
@@ -138,6 +139,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         if let Some(b) = bad {
             return Err(b.into());
         }
+        written += w.bytes;
         done += w.commands + r.commands;
         round += 1;
         if round == 81 {
@@ -151,7 +153,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "soak: {done} commands in {round} rounds ({:.0} cmd/s), {} MiB written and {} MiB read back and verified byte for byte",
         done as f64 / secs,
-        verified >> 20,
+        written >> 20,
         verified >> 20
     );
     println!(
