@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use clap::Args;
-use indicatif::ProgressBar;
 use serde::Serialize;
 use sgmap::stream::{self, StreamMode};
 use sgmap::{BlockIo, Device};
@@ -241,7 +240,7 @@ fn stream_transfer(
     sink: &mut Sink,
     source: &mut Source,
     verifier: &mut Option<(Device, Vec<u8>)>,
-    bar: &ProgressBar,
+    bar: &mut progress::Meter,
     fail: &dyn Fn(String) -> Failure,
 ) -> Result<(u64, ModeCounts)> {
     let op = dir.name();
@@ -267,7 +266,7 @@ fn stream_transfer(
             if let Some(v) = verifier.as_mut() {
                 check_back(v, lba, data, c.mode, op, fail)?;
             }
-            bar.inc(data.len() as u64);
+            bar.add(data.len() as u64);
             Ok::<(), Failure>(())
         })?,
         Dir::Write => {
@@ -282,7 +281,7 @@ fn stream_transfer(
                         ))
                     })?,
                 }
-                bar.inc(buf.len() as u64);
+                bar.add(buf.len() as u64);
                 Ok::<(), Failure>(())
             })?;
             // With several writes in flight, read everything back once they are done.
@@ -457,8 +456,7 @@ fn transfer(
     } else {
         None
     };
-    let bar = progress::bar(total, progress::Unit::Bytes, c.output.quiet);
-    bar.set_message(format!("{op} {}", c.mode));
+    let mut bar = progress::Meter::bytes(total, c.output.quiet, format!("{op} {}", c.mode));
     let cpu0 = CpuTime::now();
     let t0 = Instant::now();
     let (commands, modes) = if c.depth > 1 {
@@ -471,7 +469,7 @@ fn transfer(
             &mut sink,
             &mut source,
             &mut verifier,
-            &bar,
+            &mut bar,
             &fail,
         )?
     } else {
@@ -512,7 +510,7 @@ fn transfer(
             }
             done += len as u64;
             commands += 1;
-            bar.set_position(done);
+            bar.add(len as u64);
         }
         (commands, session.modes())
     };
@@ -528,7 +526,7 @@ fn transfer(
     }
     let wall = t0.elapsed();
     let cpu = CpuTime::now().since(cpu0);
-    bar.finish_and_clear();
+    bar.finish();
     let secs = wall.as_secs_f64();
     let per_s = |v: f64| if secs > 0.0 { v / secs } else { 0.0 };
     let file = match (&sink, &source) {
