@@ -182,6 +182,7 @@ where
             .x_desc("transfer size (KiB, log scale)")
             .y_desc("MB/s")
             .x_label_formatter(&|v| format!("{v:.0}"))
+            .y_label_formatter(&|v| format!("{v:.0}"))
             .draw()
             .map_err(e)?;
         for (i, (label, pts)) in lines.iter().enumerate() {
@@ -204,7 +205,7 @@ where
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(SeriesLabelPosition::MiddleLeft)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK)
             .draw()
