@@ -318,13 +318,7 @@ impl Device {
     /// really happened). Never retries; a SCSI failure is in the outcome
     /// ([`Outcome::check`] turns it into an error).
     pub fn execute(&self, cmd: &Command, mut data: Data<'_>) -> Result<Outcome> {
-        let mode = if data.is_empty() {
-            Mode::NoData
-        } else if cmd.wants_direct() {
-            Mode::Direct
-        } else {
-            Mode::Indirect
-        };
+        let mode = Mode::requested(cmd, data.len());
         let (dir, len, ptr) = (data.direction(), data.len(), data.as_ptr());
         // SAFETY: `data` borrows the buffer (exclusively for FromDevice) for
         // this whole call, and `ptr`/`len` describe exactly that buffer.

@@ -305,12 +305,7 @@ impl Transfer {
     fn add(&mut self, out: &Outcome) {
         self.bytes += out.transferred();
         self.commands += 1;
-        if out.mode != self.mode && out.mode != Mode::NoData {
-            // Record the least direct mode seen.
-            if self.mode == Mode::Direct || out.mode == Mode::Indirect {
-                self.mode = out.mode;
-            }
-        }
+        self.mode = self.mode.least_direct(out.mode);
         self.fallback = self.fallback.or(out.fallback);
     }
 }

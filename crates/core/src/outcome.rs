@@ -40,6 +40,32 @@ impl Mode {
     }
 }
 
+impl Mode {
+    /// The mode a command through a caller's buffer asks for: no data,
+    /// direct when [`Command::direct`](crate::Command::direct) was set, else indirect.
+    pub(crate) fn requested(cmd: &crate::Command, len: usize) -> Mode {
+        if len == 0 {
+            Mode::NoData
+        } else if cmd.wants_direct() {
+            Mode::Direct
+        } else {
+            Mode::Indirect
+        }
+    }
+
+    /// Folds the mode one more command really ran into a running summary:
+    /// the least direct mode seen wins, and no-data commands count for nothing.
+    pub(crate) fn least_direct(self, seen: Mode) -> Mode {
+        if seen == self || seen == Mode::NoData {
+            self
+        } else if self == Mode::Direct || seen == Mode::Indirect {
+            seen
+        } else {
+            self
+        }
+    }
+}
+
 impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -262,5 +288,23 @@ pub fn driver_byte_name(driver: u16) -> &'static str {
         sys::DRIVER_HARD => "DRIVER_HARD",
         sys::DRIVER_SENSE => "DRIVER_SENSE",
         _ => "unknown driver byte",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Mode;
+
+    #[test]
+    fn least_direct_mode_wins_a_summary() {
+        use Mode::*;
+        assert_eq!(Direct.least_direct(Direct), Direct);
+        assert_eq!(Direct.least_direct(Mixed), Mixed);
+        assert_eq!(Direct.least_direct(Indirect), Indirect);
+        assert_eq!(Mixed.least_direct(Indirect), Indirect);
+        assert_eq!(Mixed.least_direct(Direct), Mixed);
+        assert_eq!(Indirect.least_direct(Direct), Indirect);
+        assert_eq!(Indirect.least_direct(NoData), Indirect);
+        assert_eq!(Mmap.least_direct(Mmap), Mmap);
     }
 }

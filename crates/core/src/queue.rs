@@ -449,13 +449,7 @@ impl Queue {
         mut data: Payload,
     ) -> Result<Ticket, Rejected> {
         let name = command_name(cmd.cdb());
-        let mode = if data.is_empty() {
-            Mode::NoData
-        } else if cmd.wants_direct() {
-            Mode::Direct
-        } else {
-            Mode::Indirect
-        };
+        let mode = Mode::requested(cmd, data.len());
         let (dir, len, ptr) = (data.direction(), data.len(), data.as_mut_ptr());
         let ticket = Ticket(self.next_ticket);
         let mut hdr = match prepare(cmd, dir, ptr, len, mode, &mut self.sense[i]) {

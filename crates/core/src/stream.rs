@@ -170,12 +170,7 @@ impl Totals {
     fn add(&mut self, out: &Outcome) {
         self.bytes += out.transferred() as u64;
         self.commands += 1;
-        if out.mode != self.mode && out.mode != Mode::NoData {
-            // Record the least direct mode seen.
-            if self.mode == Mode::Direct || out.mode == Mode::Indirect {
-                self.mode = out.mode;
-            }
-        }
+        self.mode = self.mode.least_direct(out.mode);
         self.fallback = self.fallback.or(out.fallback);
     }
 }

@@ -134,6 +134,27 @@ pub const SCSI_DEBUG_SYSFS: &str = "/sys/bus/pseudo/drivers/scsi_debug";
 /// The sg driver's `allow_dio` parameter.
 pub const ALLOW_DIO_SYSFS: &str = "/sys/module/sg/parameters/allow_dio";
 
+/// scsi_debug's `opts` bits (drivers/scsi/scsi_debug.c, Linux 6.1), for
+/// [`Knob::scsi_debug`]`("opts", ...)` and [`Knob::inject`].
+pub mod sdebug_opts {
+    /// Reads of LBAs `0x1234..0x1234+10` fail with MEDIUM ERROR (no every_nth needed).
+    pub const MEDIUM_ERR: u32 = 0x2;
+    /// The injected command is dropped: it times out.
+    pub const TIMEOUT: u32 = 0x4;
+    /// RECOVERED ERROR sense on the injected read or write.
+    pub const RECOVERED_ERR: u32 = 0x8;
+    /// ABORTED COMMAND, transport problem (deferred commands only).
+    pub const TRANSPORT_ERR: u32 = 0x10;
+    /// The injected read or write transfers half its length.
+    pub const SHORT_TRANSFER: u32 = 0x100;
+    /// TASK SET FULL when the device queue is full but for this command.
+    pub const RARE_TSF: u32 = 0x800;
+    /// queuecommand answers "host busy" for the injected command.
+    pub const HOST_BUSY: u32 = 0x8000;
+    /// The first LBA that [`MEDIUM_ERR`] fails.
+    pub const MEDIUM_ERR_LBA: u64 = 0x1234;
+}
+
 /// A sysfs value set for the life of the guard, restored on drop.
 #[derive(Debug)]
 pub struct Knob {

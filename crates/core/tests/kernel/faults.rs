@@ -29,13 +29,9 @@ pub(crate) const TESTS: [KernelTest; 7] = [
     KernelTest::device("oversized_transfer_is_refused_before_the_kernel", oversized),
 ];
 
-/// scsi_debug's `opts` bits (drivers/scsi/scsi_debug.c).
-const OPT_MEDIUM_ERR: u32 = 0x2;
-const OPT_TIMEOUT: u32 = 0x4;
-const OPT_TRANSPORT_ERR: u32 = 0x10;
-const OPT_SHORT_TRANSFER: u32 = 0x100;
-/// The first LBA scsi_debug fails with OPT_MEDIUM_ERR.
-const MEDIUM_ERR_LBA: u64 = 0x1234;
+use sgmap_testkit::sdebug_opts::{
+    MEDIUM_ERR, MEDIUM_ERR_LBA, SHORT_TRANSFER, TIMEOUT, TRANSPORT_ERR,
+};
 
 /// After a fault: the device answers, and data written before is intact.
 fn still_usable(ctx: &Ctx, lba: u64, want: &[u8]) -> Result<(), Failed> {
@@ -57,7 +53,7 @@ fn medium_error(ctx: &Ctx) -> Result<(), Failed> {
     let want = seeded(ctx, 400_000)?;
     let dev = open(ctx)?;
     let block = dev.block_size()? as usize;
-    let _opts = Knob::scsi_debug("opts", OPT_MEDIUM_ERR)?;
+    let _opts = Knob::scsi_debug("opts", MEDIUM_ERR)?;
     let mut buf = vec![0u8; 4 * block];
     let err = dev
         .read_blocks(MEDIUM_ERR_LBA, &mut buf, BlockIo::indirect())
@@ -114,7 +110,7 @@ fn short_read(ctx: &Ctx) -> Result<(), Failed> {
     let want = seeded(ctx, 420_000)?;
     let dev = open(ctx)?;
     let block = dev.block_size()? as usize;
-    let fault = Knob::inject(OPT_SHORT_TRANSFER)?;
+    let fault = Knob::inject(SHORT_TRANSFER)?;
     let mut buf = vec![0xeeu8; 8 * block];
     let cmd = Command::new(Cdb::read_10(420_000, 8));
     let out = dev.execute(&cmd, Data::FromDevice(&mut buf))?;
@@ -147,7 +143,7 @@ fn transport_error(ctx: &Ctx) -> Result<(), Failed> {
     let dev = open(ctx)?;
     // scsi_debug injects transport errors only on commands it defers.
     let latency = Knob::latency_ns(20_000)?;
-    let fault = Knob::inject(OPT_TRANSPORT_ERR)?;
+    let fault = Knob::inject(TRANSPORT_ERR)?;
     let mut buf = vec![0u8; want.len()];
     let err = dev
         .read_blocks(430_000, &mut buf, BlockIo::indirect())
@@ -172,7 +168,7 @@ fn timeout(ctx: &Ctx) -> Result<(), Failed> {
     let want = seeded(ctx, 440_000)?;
     let dev = open(ctx)?;
     let blocks = (4096 / dev.block_size()?) as u16;
-    let fault = Knob::inject(OPT_TIMEOUT)?;
+    let fault = Knob::inject(TIMEOUT)?;
     let mut buf = vec![0u8; 4096];
     let cmd = Command::new(Cdb::read_10(440_000, blocks)).timeout(Duration::from_millis(500));
     let out = dev.execute(&cmd, Data::FromDevice(&mut buf))?;

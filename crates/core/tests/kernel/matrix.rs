@@ -35,15 +35,10 @@ pub(crate) const TESTS: [KernelTest; 8] = [
     }),
 ];
 
-/// scsi_debug `opts` bits (drivers/scsi/scsi_debug.c, 6.1).
-const OPT_MEDIUM_ERR: u32 = 0x2;
-const OPT_TIMEOUT: u32 = 0x4;
-const OPT_RECOVERED_ERR: u32 = 0x8;
-const OPT_TRANSPORT_ERR: u32 = 0x10;
-const OPT_SHORT_TRANSFER: u32 = 0x100;
-const OPT_RARE_TSF: u32 = 0x800;
-const OPT_HOST_BUSY: u32 = 0x8000;
-const MEDIUM_ERR_LBA: u64 = 0x1234;
+use sgmap_testkit::sdebug_opts::{
+    HOST_BUSY, MEDIUM_ERR, MEDIUM_ERR_LBA, RARE_TSF, RECOVERED_ERR, SHORT_TRANSFER, TIMEOUT,
+    TRANSPORT_ERR,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fault {
@@ -232,23 +227,23 @@ fn cell(
     let mut before_count = dispatched(sdir)?;
     let done = {
         match fault {
-            Fault::MediumError => guards.push(Knob::scsi_debug("opts", OPT_MEDIUM_ERR)?),
-            Fault::RecoveredError => guards.extend(Knob::inject(OPT_RECOVERED_ERR)?),
-            Fault::Timeout => guards.extend(Knob::inject(OPT_TIMEOUT)?),
-            Fault::TransportError => guards.extend(Knob::inject(OPT_TRANSPORT_ERR)?),
-            Fault::ShortTransfer => guards.extend(Knob::inject(OPT_SHORT_TRANSFER)?),
+            Fault::MediumError => guards.push(Knob::scsi_debug("opts", MEDIUM_ERR)?),
+            Fault::RecoveredError => guards.extend(Knob::inject(RECOVERED_ERR)?),
+            Fault::Timeout => guards.extend(Knob::inject(TIMEOUT)?),
+            Fault::TransportError => guards.extend(Knob::inject(TRANSPORT_ERR)?),
+            Fault::ShortTransfer => guards.extend(Knob::inject(SHORT_TRANSFER)?),
             Fault::TaskSetFull => {
                 // With queue depth 1 and every_nth=1, every deferred command
                 // finds the device "full". The midlayer does not retry a
                 // passthrough command's TASK SET FULL: the caller sees it.
                 guards.push(Knob::set(format!("{sdir}/queue_depth"), 1)?);
                 guards.push(Knob::scsi_debug("every_nth", 1)?);
-                guards.push(Knob::scsi_debug("opts", OPT_RARE_TSF)?);
+                guards.push(Knob::scsi_debug("opts", RARE_TSF)?);
             }
             Fault::HostBusy => {
                 guards.push(Knob::scsi_debug("statistics", 1)?);
                 guards.push(Knob::scsi_debug("every_nth", 2)?);
-                guards.push(Knob::scsi_debug("opts", OPT_HOST_BUSY)?);
+                guards.push(Knob::scsi_debug("opts", HOST_BUSY)?);
             }
             Fault::WriteProtect => guards.push(Knob::scsi_debug_param("wp", 1)?),
         }

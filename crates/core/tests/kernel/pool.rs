@@ -392,7 +392,7 @@ fn one_error(ctx: &Ctx) -> Result<(), Failed> {
         dev.write_blocks(*l, w, BlockIo::indirect())?;
     }
     let _latency = Knob::latency_ns(100_000)?;
-    let _opts = Knob::scsi_debug("opts", 2)?;
+    let _opts = Knob::scsi_debug("opts", sgmap_testkit::sdebug_opts::MEDIUM_ERR)?;
     let mut pool = Pool::open(&ctx.device, 6, 8 * block)?;
     let mut at = HashMap::new();
     for (k, &l) in lbas.iter().enumerate() {

@@ -51,9 +51,7 @@ pub(crate) const TESTS: [KernelTest; 10] = [
     ),
 ];
 
-/// scsi_debug's `opts` bit for medium errors at LBA 0x1234 (reads only).
-const OPT_MEDIUM_ERR: u32 = 0x2;
-const MEDIUM_ERR_LBA: u64 = 0x1234;
+use sgmap_testkit::sdebug_opts::{MEDIUM_ERR as OPT_MEDIUM_ERR, MEDIUM_ERR_LBA};
 
 /// What a submitted read should bring back.
 struct Expect {

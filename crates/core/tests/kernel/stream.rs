@@ -238,7 +238,7 @@ fn medium_error(ctx: &Ctx) -> Result<(), Failed> {
         block,
     )?;
     let _latency = Knob::latency_ns(100_000)?;
-    let _opts = Knob::scsi_debug("opts", 2)?;
+    let _opts = Knob::scsi_debug("opts", sgmap_testkit::sdebug_opts::MEDIUM_ERR)?;
     for mode in StreamMode::ALL {
         let mut c = Checker::new(8200, block, start);
         let opts = Options::new(mode).transfer_bytes(8 * block).depth(4);
