@@ -34,8 +34,9 @@ pub(crate) struct BenchArgs {
     /// Transfer sizes (suffixes k, m; `max` is the largest the device takes).
     #[arg(long, value_delimiter = ',', default_value = "4k,64k,256k,1m,max")]
     pub sizes: Vec<String>,
-    /// Queue depths.
-    #[arg(long, value_delimiter = ',', default_value = "1")]
+    /// Queue depths (1: synchronous SG_IO; more: the async queue for direct
+    /// and indirect IO, a pool of mapped fds for mmap).
+    #[arg(long, value_delimiter = ',', default_value = "1,16")]
     pub depth: Vec<usize>,
     /// Interleaved rounds; figures are medians over them.
     #[arg(long, default_value_t = 5)]

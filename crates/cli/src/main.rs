@@ -2,8 +2,19 @@
 //! devices, moving data in mmap-ed, direct or indirect IO and saying which
 //! really happened.
 //!
-//! Exit status: 0 on success, 1 when a command failed (the message names the
-//! device and the command and says what to do), 2 for a usage error.
+//! ```text
+//! sgmap list                                   # sg devices, block device, vendor, model, type
+//! sgmap info /dev/sg0                          # inquiry, capacity, driver, reserved buffer, allow_dio
+//! sgmap read /dev/sg0 --mode mmap --bs 1m --size 64m --out disk.img
+//! sgmap write /dev/sg0 --mode direct --bs 256k --in disk.img --verify
+//! sgmap read /dev/sg0 --mode indirect --depth 16 --bs 64k --count 1000 --json
+//! sgmap bench /dev/sg0 --peers --plot bench.svg  # modes, depths, sg_read and fio, floors
+//! ```
+//!
+//! Every data command takes `--json` (one document on stdout) and shows a
+//! progress bar on a terminal. Exit status: 0 on success, 1 when a command
+//! failed (the message names the device and the command and says what to
+//! do), 2 for a usage error.
 
 mod bench;
 mod info;
