@@ -225,12 +225,38 @@ pub(crate) fn finish(
 
 /// Why the kernel did indirect IO when direct was asked for.
 fn fallback_reason(data: *const u8, len: usize) -> Fallback {
-    if crate::discover::allow_dio() == Some(false) {
+    if allow_dio_now() == Some(false) {
         Fallback::AllowDioOff
     } else if (data as usize) % page_size() != 0 || len % 512 != 0 {
         Fallback::Misaligned
     } else {
         Fallback::Unknown
+    }
+}
+
+/// The sg driver's `allow_dio` as it is now. Asked after every direct
+/// command that fell back, so it keeps the sysfs file open and re-reads it
+/// with one `pread` (sysfs regenerates the value at offset 0) instead of
+/// opening, reading and closing it each time.
+fn allow_dio_now() -> Option<bool> {
+    use std::os::unix::fs::FileExt as _;
+    static FILE: std::sync::OnceLock<Option<std::fs::File>> = std::sync::OnceLock::new();
+    let cached = FILE.get_or_init(|| {
+        std::fs::File::open(
+            Path::new(crate::discover::SYSFS_ROOT).join("module/sg/parameters/allow_dio"),
+        )
+        .ok()
+    });
+    let mut buf = [0u8; 16];
+    match cached.as_ref().map(|f| f.read_at(&mut buf, 0)) {
+        Some(Ok(n)) => std::str::from_utf8(&buf[..n])
+            .ok()?
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .map(|v| v != 0),
+        // Not open, or the module was reloaded under the cached fd.
+        _ => crate::discover::allow_dio(),
     }
 }
 
