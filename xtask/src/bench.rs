@@ -7,73 +7,15 @@
 //! queue-depth benches). Each bench binary gets `CRITERION_HOME` in the host
 //! folder the guest mounts at `/run/out`.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
+
 use std::time::Duration;
 
 use crate::testbed::{Job, Phase, Testbed, DEFAULT_SCSI_DEBUG};
-use crate::{cargo, Result};
+use crate::{build, Result};
 
 /// scsi_debug with 100 µs of latency per command, for queue-depth runs.
 pub(crate) const LATENCY_SCSI_DEBUG: &str = "dev_size_mb=256 ndelay=100000";
-
-/// An executable cargo built.
-#[derive(Debug, Clone)]
-pub(crate) struct Built {
-    /// The target's name.
-    pub name: String,
-    /// Where it is.
-    pub path: PathBuf,
-}
-
-/// Runs `cargo ARGS --message-format=json-render-diagnostics` and returns the
-/// executables of the targets whose kind is `kind` (`bench`, `bin`).
-pub(crate) fn build(ws: &Path, args: &[&str], kind: &str) -> Result<Vec<Built>> {
-    let out = cargo()
-        .args(args)
-        .arg("--message-format=json-render-diagnostics")
-        .current_dir(ws)
-        .stderr(Stdio::inherit())
-        .output()?;
-    if !out.status.success() {
-        return Err(format!("`cargo {}` failed", args.join(" ")).into());
-    }
-    let mut built = Vec::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if v["reason"] != "compiler-artifact" {
-            continue;
-        }
-        let is_kind = v["target"]["kind"]
-            .as_array()
-            .is_some_and(|k| k.iter().any(|k| k == kind));
-        if let (true, Some(exe)) = (is_kind, v["executable"].as_str()) {
-            built.push(Built {
-                name: v["target"]["name"].as_str().unwrap_or_default().to_string(),
-                path: exe.into(),
-            });
-        }
-    }
-    built.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(built)
-}
-
-/// The cargo target folder: `CARGO_TARGET_DIR`, or `target` in the workspace.
-pub(crate) fn target_dir(ws: &Path) -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) if !d.is_empty() => {
-            let d = PathBuf::from(d);
-            if d.is_absolute() {
-                d
-            } else {
-                ws.join(d)
-            }
-        }
-        _ => ws.join("target"),
-    }
-}
 
 /// Copies the folder `from` into `to`, merging with what is there.
 pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<u64> {
@@ -153,7 +95,7 @@ pub(crate) fn bench(ws: &Path, args: &[String]) -> Result<()> {
         }
     }
     let produced = report.out_dir.join("criterion");
-    let dest = target_dir(ws).join("criterion");
+    let dest = crate::target_dir(ws).join("criterion");
     if produced.is_dir() {
         let n = copy_tree(&produced, &dest)?;
         println!(

@@ -21,7 +21,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::bench::{build, target_dir, LATENCY_SCSI_DEBUG};
+use crate::bench::LATENCY_SCSI_DEBUG;
+use crate::build;
+use crate::target_dir;
 use crate::testbed::{sh_quote, Job, Phase, Testbed, DEFAULT_SCSI_DEBUG};
 use crate::Result;
 

@@ -42,21 +42,6 @@ struct Built {
     version: String,
 }
 
-/// The cargo target directory (honours `CARGO_TARGET_DIR`).
-pub(crate) fn target_dir(ws: &Path) -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(d) if !d.is_empty() => {
-            let d = PathBuf::from(d);
-            if d.is_absolute() {
-                d
-            } else {
-                ws.join(d)
-            }
-        }
-        _ => ws.join("target"),
-    }
-}
-
 /// Builds `sgmap-capi` and finds its artifacts in cargo's JSON messages.
 fn build(ws: &Path, release: bool) -> Result<Built> {
     let mut cmd = cargo();
@@ -248,7 +233,7 @@ pub(crate) fn dist(ws: &Path, args: &[String]) -> Result<()> {
             }
         }
     }
-    let prefix = prefix.unwrap_or_else(|| target_dir(ws).join("dist"));
+    let prefix = prefix.unwrap_or_else(|| crate::target_dir(ws).join("dist"));
     let inst = install(ws, &prefix, release)?;
     println!("sgmap C library installed under {}", inst.prefix.display());
     println!(

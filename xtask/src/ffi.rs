@@ -229,7 +229,7 @@ fn check_exports(inst: &Installed) -> Result<()> {
 /// Installs the library (debug build) under the target folder and builds
 /// every example in every variant. Builds only what is out of date.
 pub(crate) fn build(ws: &Path) -> Result<Built> {
-    let base = dist::target_dir(ws).join("ffi");
+    let base = crate::target_dir(ws).join("ffi");
     let inst = dist::install(ws, &base.join("prefix"), false)?;
     check_soname(&inst)?;
     check_exports(&inst)?;
@@ -570,7 +570,7 @@ mod tests {
     /// Compiles a file that includes only sgmap.h, as C and as C++.
     fn compile_alone(compiler: &str, std: &str, ext: &str) {
         let ws = crate::workspace_root();
-        let dir = dist::target_dir(&ws).join("ffi").join("header-check");
+        let dir = crate::target_dir(&ws).join("ffi").join("header-check");
         std::fs::create_dir_all(&dir).unwrap();
         let src = dir.join(format!("alone.{ext}"));
         std::fs::write(

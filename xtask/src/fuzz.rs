@@ -322,10 +322,7 @@ pub(crate) fn fuzz(ws: &Path, args: &[String]) -> Result<()> {
         .into());
     }
     ensure_cargo_fuzz()?;
-    let build_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| ws.join("target"))
-        .join("cargo-fuzz");
+    let build_dir = crate::target_dir(ws).join("cargo-fuzz");
 
     let mut runs = Vec::new();
     for target in &targets {

@@ -1,11 +1,11 @@
 //! `cargo xtask test`, `testbed` and `demo`: running work inside the real kernel.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use crate::testbed::{Job, Phase, Testbed, DEFAULT_SCSI_DEBUG};
-use crate::{cargo, cmd_ok, Result};
+use crate::{build, cargo, cmd_ok, Built, Result};
 
 /// Counts taken from one or more libtest summaries.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -108,63 +108,13 @@ fn parse_test_args(args: &[String]) -> Result<TestArgs> {
     Ok(t)
 }
 
-/// An in-kernel test executable found by cargo.
-#[derive(Debug, Clone)]
-struct KernelBinary {
-    /// `crate/target`, for reports.
-    name: String,
-    path: PathBuf,
-}
-
 /// Builds the test targets and returns the in-kernel ones (targets named `kernel*`).
-fn build_kernel_binaries(ws: &Path) -> Result<Vec<KernelBinary>> {
-    let out = cargo()
-        .args([
-            "test",
-            "--workspace",
-            "--no-run",
-            "--message-format=json-render-diagnostics",
-        ])
-        .current_dir(ws)
-        .stderr(std::process::Stdio::inherit())
-        .output()?;
-    if !out.status.success() {
-        return Err("building the test binaries failed".into());
-    }
-    let mut bins = Vec::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
-            continue;
-        };
-        if v["reason"] != "compiler-artifact" {
-            continue;
-        }
-        let target = &v["target"];
-        let is_test = target["kind"]
-            .as_array()
-            .is_some_and(|k| k.iter().any(|k| k == "test"));
-        let name = target["name"].as_str().unwrap_or_default();
-        if let (true, true, Some(exe)) = (
-            is_test,
-            name.starts_with("kernel"),
-            v["executable"].as_str(),
-        ) {
-            let package = v["package_id"].as_str().unwrap_or_default();
-            let package = package_name(package);
-            bins.push(KernelBinary {
-                name: format!("{package}/{name}"),
-                path: exe.into(),
-            });
-        }
-    }
-    bins.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(bins)
-}
-
-/// The package name from a cargo package id (`path+file:///x/crates/core#sgmap@0.1.0`).
-fn package_name(id: &str) -> &str {
-    let tail = id.rsplit('#').next().unwrap_or(id);
-    tail.split('@').next().unwrap_or(tail)
+fn build_kernel_binaries(ws: &Path) -> Result<Vec<Built>> {
+    let all = build(ws, &["test", "--workspace", "--no-run"], "test")?;
+    Ok(all
+        .into_iter()
+        .filter(|b| b.name.starts_with("kernel"))
+        .collect())
 }
 
 /// The phases every in-kernel run goes through, in one boot.
@@ -223,7 +173,12 @@ pub(crate) fn test(ws: &Path, args: &[String]) -> Result<()> {
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
-            per_job.push((b.name.clone(), Judge::Libtest, out.status.code(), text));
+            per_job.push((
+                format!("{}/{}", b.package, b.name),
+                Judge::Libtest,
+                out.status.code(),
+                text,
+            ));
         }
         for (name, status, text) in crate::ffi::run_on_host(&ffi_jobs, device)? {
             per_job.push((name, Judge::ExitStatus, status, text));
@@ -236,7 +191,7 @@ pub(crate) fn test(ws: &Path, args: &[String]) -> Result<()> {
                 let mut argv = vec![b.path.display().to_string(), "--test-threads=1".into()];
                 argv.extend(args.filter.iter().cloned());
                 Job {
-                    name: b.name.clone(),
+                    name: format!("{}/{}", b.package, b.name),
                     argv,
                     env: vec![],
                     timeout_s: 900,
@@ -361,7 +316,7 @@ pub(crate) fn run_in_testbed(
 /// Builds `crates/core/examples/NAME.rs` (release) and runs it in the test
 /// bed on the default scsi_debug disk with `args`; fails unless it exits 0.
 fn run_example(ws: &Path, name: &str, args: &[String]) -> Result<()> {
-    let built = crate::bench::build(
+    let built = build(
         ws,
         &["build", "--release", "-p", "sgmap", "--example", name],
         "example",
@@ -393,6 +348,7 @@ pub(crate) fn soak(ws: &Path, args: &[String]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::package_name;
 
     #[test]
     fn libtest_summaries_are_summed() {
