@@ -215,11 +215,7 @@ impl DeepSession {
         }
         let wall = t0.elapsed();
         let cpu = CpuTime::now().since(cpu0);
-        let mut modes = self.seen;
-        modes.mmap -= before.mmap;
-        modes.direct -= before.direct;
-        modes.indirect -= before.indirect;
-        modes.mixed -= before.mixed;
+        let modes = self.seen.since(before);
         Ok(Sample {
             commands,
             bytes: commands * len as u64,

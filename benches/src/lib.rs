@@ -144,6 +144,16 @@ impl ModeCounts {
         }
     }
 
+    /// The commands counted since `before` was taken from the same counter.
+    pub fn since(self, before: ModeCounts) -> ModeCounts {
+        ModeCounts {
+            mmap: self.mmap - before.mmap,
+            direct: self.direct - before.direct,
+            indirect: self.indirect - before.indirect,
+            mixed: self.mixed - before.mixed,
+        }
+    }
+
     /// Adds another set of counts.
     pub fn merge(&mut self, o: ModeCounts) {
         self.mmap += o.mmap;
@@ -562,11 +572,7 @@ pub fn run(
     }
     let wall = t0.elapsed();
     let cpu = CpuTime::now().since(cpu0);
-    let mut modes = session.modes();
-    modes.mmap -= before_modes.mmap;
-    modes.direct -= before_modes.direct;
-    modes.indirect -= before_modes.indirect;
-    modes.mixed -= before_modes.mixed;
+    let modes = session.modes().since(before_modes);
     Ok(Sample {
         commands,
         bytes: commands * len as u64,
