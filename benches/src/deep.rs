@@ -8,7 +8,7 @@ use std::time::Instant;
 use sgmap::cdb::Cdb;
 use sgmap::{Command, Device, DirectBuf, Direction, Error, IoBuf, Payload, Pool, Queue};
 
-use crate::{invalid, CpuTime, Cycle, Dir, ModeCounts, Sample, Way};
+use crate::{check_len, invalid, CpuTime, Cycle, Dir, ModeCounts, Sample, Way};
 
 #[derive(Debug)]
 enum Engine {
@@ -157,16 +157,7 @@ impl DeepSession {
         commands: u64,
         mut tick: impl FnMut(u64),
     ) -> Result<Sample, Error> {
-        if len == 0 || len > self.capacity || len % self.block != 0 {
-            return Err(invalid(
-                &self.path,
-                self.dir.name(),
-                format!(
-                    "a transfer of {len} bytes must be a whole number of {}-byte blocks and at most {} bytes",
-                    self.block, self.capacity
-                ),
-            ));
-        }
+        check_len(&self.path, self.dir, len, self.block, self.capacity)?;
         let before = self.seen;
         let cpu0 = CpuTime::now();
         let t0 = Instant::now();

@@ -361,16 +361,7 @@ impl Session {
     /// buffer. Fails on any SCSI error or short transfer, naming the device
     /// and the command.
     pub fn transfer(&mut self, lba: u64, len: usize) -> Result<(), Error> {
-        if len == 0 || len > self.capacity || len % self.block != 0 {
-            return Err(invalid(
-                &self.path,
-                self.dir.name(),
-                format!(
-                    "a transfer of {len} bytes must be a whole number of {}-byte blocks and at most {} bytes",
-                    self.block, self.capacity
-                ),
-            ));
-        }
+        check_len(&self.path, self.dir, len, self.block, self.capacity)?;
         let blocks = (len / self.block) as u32;
         let (cdb, direction) = match self.dir {
             Dir::Read => (Cdb::read(lba, blocks)?, Direction::FromDevice),
@@ -413,6 +404,27 @@ pub fn invalid(path: &Path, command: &str, reason: String) -> Error {
         command: command.to_string(),
         reason,
     }
+}
+
+/// Refuses a transfer length that is not a whole, non-zero number of `block`s
+/// of at most `capacity` bytes, naming the device and the command.
+pub fn check_len(
+    path: &Path,
+    dir: Dir,
+    len: usize,
+    block: usize,
+    capacity: usize,
+) -> Result<(), Error> {
+    if len == 0 || len > capacity || len % block != 0 {
+        return Err(invalid(
+            path,
+            dir.name(),
+            format!(
+                "a transfer of {len} bytes must be a whole number of {block}-byte blocks and at most {capacity} bytes"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// CPU time a process used, from `getrusage`.
