@@ -29,6 +29,8 @@ pub(crate) struct Testbed {
     modules: PathBuf,
     busybox: PathBuf,
     runs: PathBuf,
+    /// Preloaded into the kernel process: see `xtask/uml/xstate_shim.c`.
+    xstate_shim: PathBuf,
 }
 
 /// A program to run inside the guest.
@@ -113,11 +115,13 @@ impl Testbed {
             fetch_debs(&cache, PACKAGES)?;
         }
         let modules = find_modules(&root)?;
+        let xstate_shim = build_xstate_shim(&cache)?;
         Ok(Self {
             kernel,
             modules,
             busybox,
             runs: base.join("runs"),
+            xstate_shim,
         })
     }
 
@@ -146,6 +150,7 @@ impl Testbed {
                     "con0=fd:0,fd:1",
                     "quiet",
                 ])
+                .env("LD_PRELOAD", &self.xstate_shim)
                 .stdin(Stdio::null())
                 .stdout(console.try_clone()?)
                 .stderr(console)
@@ -223,6 +228,9 @@ B={bb}
 M={m}
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/run/tmp
+# The kernel keeps only the start of each guest thread's XSAVE area on hosts
+# with a larger one (see xtask/uml/xstate_shim.c): keep glibc off AVX-512.
+export GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD
 $B mount -t proc proc /proc
 $B mount -t sysfs sys /sys
 # Scratch space lives under /run only: the host root is read-only here, and a
@@ -358,6 +366,28 @@ pub(crate) fn fetch_debs(cache: &Path, packages: &[&str]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Compiles the ptrace shim that lets a kernel with a fixed-size XSAVE buffer
+/// run on a host whose XSAVE area is larger (AVX-512, AMX), into the cache.
+fn build_xstate_shim(cache: &Path) -> Result<PathBuf> {
+    const SOURCE: &str = include_str!("../uml/xstate_shim.c");
+    let src = cache.join("xstate_shim.c");
+    let lib = cache.join("xstate_shim.so");
+    if lib.exists() && std::fs::read_to_string(&src).is_ok_and(|s| s == SOURCE) {
+        return Ok(lib);
+    }
+    std::fs::create_dir_all(cache)?;
+    std::fs::write(&src, SOURCE)?;
+    cmd_ok(
+        Command::new("cc")
+            .args(["-O2", "-shared", "-fPIC", "-Wall", "-Werror", "-o"])
+            .arg(&lib)
+            .arg(&src)
+            .arg("-ldl"),
+    )
+    .map_err(|e| format!("cannot build the test bed's ptrace shim with cc: {e}"))?;
+    Ok(lib)
 }
 
 fn find_modules(root: &Path) -> Result<PathBuf> {
