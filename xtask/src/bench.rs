@@ -38,6 +38,16 @@ pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<u64> {
 
 /// `cargo xtask bench [FILTER...]`.
 pub(crate) fn bench(ws: &Path, args: &[String]) -> Result<()> {
+    let mut args = args.to_vec();
+    let kernels = crate::testbed::Kernel::take_flag(&mut args, "6.1")?;
+    for which in kernels {
+        bench_on(ws, which, &args)?;
+    }
+    Ok(())
+}
+
+/// The benches in one boot of `which` kernel.
+fn bench_on(ws: &Path, which: crate::testbed::Kernel, args: &[String]) -> Result<()> {
     if let Some(opt) = args.iter().find(|a| a.starts_with('-')) {
         return Err(format!(
             "unknown option {opt}: `cargo xtask bench [FILTER...]` takes criterion bench filters only"
@@ -48,7 +58,7 @@ pub(crate) fn bench(ws: &Path, args: &[String]) -> Result<()> {
     if benches.is_empty() {
         return Err("no bench executables were built (benches/benches/*.rs)".into());
     }
-    let tb = Testbed::ensure(ws)?;
+    let tb = Testbed::ensure(ws, which)?;
     let jobs: Vec<Job> = benches
         .iter()
         .map(|b| {
@@ -77,8 +87,9 @@ pub(crate) fn bench(ws: &Path, args: &[String]) -> Result<()> {
         },
     ];
     eprintln!(
-        "xtask: running {} bench binaries in the test bed (scsi_debug `{DEFAULT_SCSI_DEBUG}`, then `{LATENCY_SCSI_DEBUG}`)",
-        benches.len()
+        "xtask: running {} bench binaries in the test bed on Linux {} (scsi_debug `{DEFAULT_SCSI_DEBUG}`, then `{LATENCY_SCSI_DEBUG}`)",
+        benches.len(),
+        tb.version()
     );
     let report = tb.boot(&phases, Duration::from_secs(3600))?;
     let mut failed = Vec::new();

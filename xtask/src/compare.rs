@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use crate::bench::LATENCY_SCSI_DEBUG;
 use crate::build;
 use crate::target_dir;
-use crate::testbed::{sh_quote, Job, Phase, Testbed, DEFAULT_SCSI_DEBUG};
+use crate::testbed::{sh_quote, Job, Kernel, Phase, Testbed, DEFAULT_SCSI_DEBUG};
 use crate::Result;
 
 /// Options of `cargo xtask compare`.
@@ -91,7 +91,9 @@ fn job(sgmap: &Path, phase: &str, bench_args: &[&str]) -> Job {
 
 /// `cargo xtask compare`.
 pub(crate) fn compare(ws: &Path, args: &[String]) -> Result<()> {
-    let o = parse(args)?;
+    let mut args = args.to_vec();
+    let kernels = Kernel::take_flag(&mut args, "6.1")?;
+    let o = parse(&args)?;
     crate::peers::ensure()?;
     let bins = build(
         ws,
@@ -104,6 +106,27 @@ pub(crate) fn compare(ws: &Path, args: &[String]) -> Result<()> {
         .ok_or("building sgmap-cli gave no `sgmap` executable")?
         .path
         .clone();
+    let mut failed = Vec::new();
+    for &which in &kernels {
+        let dest = if kernels.len() == 1 {
+            target_dir(ws).join("compare")
+        } else {
+            target_dir(ws).join("compare").join(which.name())
+        };
+        if let Err(e) = compare_on(ws, which, &o, &sgmap, &dest) {
+            eprintln!("xtask: error: {e}");
+            failed.push(format!("{}: {e}", which.name()));
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("\n").into())
+    }
+}
+
+/// One boot of `which` kernel: the comparison's phases, its table and plots under `dest`.
+fn compare_on(ws: &Path, which: Kernel, o: &Opts, sgmap: &Path, dest: &Path) -> Result<()> {
     let rounds = o.rounds.to_string();
     let run_ms = o.run_ms.to_string();
     let phases = [
@@ -112,7 +135,7 @@ pub(crate) fn compare(ws: &Path, args: &[String]) -> Result<()> {
             scsi_debug: DEFAULT_SCSI_DEBUG.into(),
             allow_dio: true,
             jobs: vec![job(
-                &sgmap,
+                sgmap,
                 "sync",
                 &[
                     "--peers",
@@ -133,7 +156,7 @@ pub(crate) fn compare(ws: &Path, args: &[String]) -> Result<()> {
             scsi_debug: LATENCY_SCSI_DEBUG.into(),
             allow_dio: true,
             jobs: vec![job(
-                &sgmap,
+                sgmap,
                 "latency",
                 &[
                     "--peers", "fio", "--sizes", "4k,64k", "--depth", "1,16", "--rounds", &rounds,
@@ -142,14 +165,15 @@ pub(crate) fn compare(ws: &Path, args: &[String]) -> Result<()> {
             )],
         },
     ];
-    let tb = Testbed::ensure(ws)?;
+    let tb = Testbed::ensure(ws, which)?;
     eprintln!(
-        "xtask: comparing sgmap with sg_read and fio in the test bed ({} rounds of ~{} ms runs per contender)",
-        o.rounds, o.run_ms
+        "xtask: comparing sgmap with sg_read and fio in the test bed on Linux {} ({} rounds of ~{} ms runs per contender)",
+        tb.version(),
+        o.rounds,
+        o.run_ms
     );
     let report = tb.boot(&phases, Duration::from_secs(3600))?;
-    let dest = target_dir(ws).join("compare");
-    std::fs::create_dir_all(&dest)?;
+    std::fs::create_dir_all(dest)?;
     let mut docs = serde_json::Map::new();
     let mut failed = Vec::new();
     for (phase, j) in ["sync", "latency"].iter().zip(&report.jobs) {
@@ -175,10 +199,16 @@ pub(crate) fn compare(ws: &Path, args: &[String]) -> Result<()> {
         }
     }
     let targets = evaluate(&docs);
-    let md = markdown(&docs, &targets, &o);
+    let md = format!(
+        "Linux {} (user-mode Linux, {} kernel)\n\n{}",
+        tb.version(),
+        which.name(),
+        markdown(&docs, &targets, o)
+    );
     print!("{md}");
     std::fs::write(dest.join("compare.md"), &md)?;
     let all = json!({
+        "kernel": tb.version(),
         "rounds": o.rounds,
         "run_ms": o.run_ms,
         "phases": docs,

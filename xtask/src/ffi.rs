@@ -528,13 +528,24 @@ pub(crate) fn run_on_host(
 /// `cargo xtask ffi [FILTER]`: builds the examples and runs them in the test
 /// bed, printing each one's output.
 pub(crate) fn ffi(ws: &Path, args: &[String]) -> Result<()> {
+    let mut args = args.to_vec();
+    let kernels = crate::testbed::Kernel::take_flag(&mut args, "6.1")?;
     let built = build(ws)?;
     host_checks(&built)?;
-    let jobs = jobs(&built, args);
+    let jobs = jobs(&built, &args);
     if jobs.is_empty() {
         return Err("no example matches the filter".into());
     }
-    let tb = crate::testbed::Testbed::ensure(ws)?;
+    for which in kernels {
+        ffi_on(ws, which, &jobs)?;
+    }
+    Ok(())
+}
+
+/// The example jobs in one boot of `which` kernel.
+fn ffi_on(ws: &Path, which: crate::testbed::Kernel, jobs: &[Job]) -> Result<()> {
+    let jobs = jobs.to_vec();
+    let tb = crate::testbed::Testbed::ensure(ws, which)?;
     let report = tb.boot(&[phase(jobs)], Duration::from_secs(1800))?;
     eprintln!(
         "xtask: the test bed ran {} example jobs in {:.1}s",

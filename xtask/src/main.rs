@@ -65,15 +65,20 @@ fn main() -> ExitCode {
 }
 
 const USAGE: &str = "usage: cargo xtask <command>
-  test [--device /dev/sgN] [--kernel-only] [FILTER]   host tests, then in-kernel tests
+  test [--device /dev/sgN] [--kernel-only] [FILTER]   host tests, then in-kernel tests on every kernel
   testbed [--scsi-debug PARAMS] [--no-dio] -- CMD...  run one command in the test bed
+  soak [--commands N]                                millions of mixed commands, every byte checked
   demo                                               the three transfer modes on scsi_debug
   bench [FILTER...]                                  criterion benches in the test bed -> target/criterion
   compare [--rounds N] [--run-ms MS] [--quick]       sgmap vs sg_read and fio in one boot -> target/compare
   fuzz [--seconds N] [--keep] [TARGET...]            fuzz each target N s (default 60)
   codegen [--check]                                  regenerate (or check) include/sgmap.h
   dist [--prefix DIR] [--debug]                      the C library, header and sgmap.pc under DIR
-  ffi                                                build the C/C++ examples, run them in the test bed";
+  ffi                                                build the C/C++ examples, run them in the test bed
+
+--kernel 6.1|6.12|newest|all (or a comma-separated list) picks the test bed's
+kernels for test (default all), testbed, demo, soak, bench, compare and ffi
+(default 6.1).";
 
 /// The workspace root, found from this crate's manifest folder.
 fn workspace_root() -> PathBuf {

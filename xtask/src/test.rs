@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::testbed::{Job, Phase, Testbed, DEFAULT_SCSI_DEBUG};
+use crate::testbed::{Job, Kernel, Phase, Testbed, DEFAULT_SCSI_DEBUG};
 use crate::{build, cargo, cmd_ok, Built, Result};
 
 /// Counts taken from one or more libtest summaries.
@@ -91,11 +91,16 @@ pub(crate) fn judge(kind: Judge, status: Option<i32>, output: &str) -> Counts {
 struct TestArgs {
     device: Option<String>,
     kernel_only: bool,
+    kernels: Vec<Kernel>,
     filter: Vec<String>,
 }
 
 fn parse_test_args(args: &[String]) -> Result<TestArgs> {
-    let mut t = TestArgs::default();
+    let mut args = args.to_vec();
+    let mut t = TestArgs {
+        kernels: Kernel::take_flag(&mut args, "all")?,
+        ..TestArgs::default()
+    };
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -144,6 +149,49 @@ fn kernel_phases(jobs: Vec<Job>) -> Vec<Phase> {
     ]
 }
 
+/// One job's result, ready to be judged and reported.
+struct Ran {
+    name: String,
+    judge: Judge,
+    status: Option<i32>,
+    output: String,
+}
+
+/// The names of the tests that failed in one job's output: libtest's
+/// `test NAME ... FAILED` lines, or the job itself when it names none (a
+/// crash, a C example, a missing summary).
+pub(crate) fn failed_tests(kind: Judge, status: Option<i32>, output: &str) -> Vec<String> {
+    let mut names: Vec<String> = output
+        .lines()
+        .filter_map(|l| {
+            let rest = l.trim_start().strip_prefix("test ")?;
+            let (name, verdict) = rest.split_once(" ... ")?;
+            (verdict.trim_end().ends_with("FAILED")).then(|| name.trim().to_string())
+        })
+        .collect();
+    // A failing libtest-mimic test prints its own output between the name
+    // and the verdict: a line that is just `FAILED` closes it.
+    let mut pending: Option<&str> = None;
+    for l in output.lines() {
+        if let Some(rest) = l.trim_start().strip_prefix("test ") {
+            pending = rest.split_once(" ... ").map(|(n, _)| n.trim());
+        } else if l.trim() == "FAILED" {
+            if let Some(n) = pending.take() {
+                if !names.iter().any(|x| x == n) {
+                    names.push(n.to_string());
+                }
+            }
+        }
+    }
+    if names.is_empty() && judge(kind, status, output).failed > 0 {
+        names.push(format!(
+            "(the job itself: exit {})",
+            status.map_or("none".into(), |s| s.to_string())
+        ));
+    }
+    names
+}
+
 pub(crate) fn test(ws: &Path, args: &[String]) -> Result<()> {
     let args = parse_test_args(args)?;
     if !args.kernel_only {
@@ -159,9 +207,12 @@ pub(crate) fn test(ws: &Path, args: &[String]) -> Result<()> {
     let ffi_built = crate::ffi::build(ws)?;
     crate::ffi::host_checks(&ffi_built)?;
     let ffi_jobs = crate::ffi::jobs(&ffi_built, &args.filter);
-    let mut per_job: Vec<(String, Judge, Option<i32>, String)> = Vec::new();
+    // One entry per kernel (or the real device): its label and its jobs' results.
+    let mut runs: Vec<(String, Vec<Ran>)> = Vec::new();
+    let mut unbootable: Vec<String> = Vec::new();
     if let Some(device) = &args.device {
         eprintln!("xtask: running the in-kernel tests against {device} on this machine");
+        let mut ran = Vec::new();
         for b in &bins {
             let out = Command::new(&b.path)
                 .arg("--test-threads=1")
@@ -173,74 +224,140 @@ pub(crate) fn test(ws: &Path, args: &[String]) -> Result<()> {
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
-            per_job.push((
-                format!("{}/{}", b.package, b.name),
-                Judge::Libtest,
-                out.status.code(),
-                text,
-            ));
+            ran.push(Ran {
+                name: format!("{}/{}", b.package, b.name),
+                judge: Judge::Libtest,
+                status: out.status.code(),
+                output: text,
+            });
         }
-        for (name, status, text) in crate::ffi::run_on_host(&ffi_jobs, device)? {
-            per_job.push((name, Judge::ExitStatus, status, text));
+        for (name, status, output) in crate::ffi::run_on_host(&ffi_jobs, device)? {
+            ran.push(Ran {
+                name,
+                judge: Judge::ExitStatus,
+                status,
+                output,
+            });
         }
+        runs.push((device.clone(), ran));
     } else {
-        let tb = Testbed::ensure(ws)?;
-        let jobs = bins
-            .iter()
-            .map(|b| {
-                let mut argv = vec![b.path.display().to_string(), "--test-threads=1".into()];
-                argv.extend(args.filter.iter().cloned());
-                Job {
-                    name: format!("{}/{}", b.package, b.name),
-                    argv,
-                    env: vec![],
-                    timeout_s: 900,
+        for &which in &args.kernels {
+            let tb = match Testbed::ensure(ws, which) {
+                Ok(tb) => tb,
+                Err(e) => {
+                    eprintln!("xtask: error: {e}");
+                    unbootable.push(format!("{}: {e}", which.name()));
+                    continue;
                 }
-            })
-            .collect();
-        let mut phases = kernel_phases(jobs);
-        if !ffi_jobs.is_empty() {
-            phases.push(crate::ffi::phase(ffi_jobs));
-        }
-        eprintln!("xtask: booting the test bed (user-mode Linux, sg over scsi_debug)");
-        let report = tb.boot(&phases, Duration::from_secs(3000))?;
-        eprintln!(
-            "xtask: test bed ran {} jobs in {:.1}s (kernel up in {})",
-            report.jobs.len(),
-            report.elapsed.as_secs_f64(),
-            report.boot_s.map_or("?".into(), |s| format!("{s:.2}s"))
-        );
-        for j in report.jobs {
-            let kind = if j.phase == crate::ffi::PHASE {
-                Judge::ExitStatus
-            } else {
-                Judge::Libtest
             };
-            per_job.push((
-                format!("{} [{}]", j.name, j.phase),
-                kind,
-                j.status,
-                j.output,
-            ));
+            let jobs = bins
+                .iter()
+                .map(|b| {
+                    let mut argv = vec![b.path.display().to_string(), "--test-threads=1".into()];
+                    argv.extend(args.filter.iter().cloned());
+                    Job {
+                        name: format!("{}/{}", b.package, b.name),
+                        argv,
+                        env: vec![],
+                        timeout_s: 900,
+                    }
+                })
+                .collect();
+            let mut phases = kernel_phases(jobs);
+            if !ffi_jobs.is_empty() {
+                phases.push(crate::ffi::phase(ffi_jobs.clone()));
+            }
+            eprintln!(
+                "xtask: booting the test bed on Linux {} ({}): user-mode Linux, sg over scsi_debug",
+                tb.version(),
+                which.name()
+            );
+            let report = match tb.boot(&phases, Duration::from_secs(3000)) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("xtask: error: {e}");
+                    unbootable.push(format!("{} ({}): {e}", which.name(), tb.version()));
+                    continue;
+                }
+            };
+            eprintln!(
+                "xtask: Linux {} ran {} jobs in {:.1}s (kernel up in {})",
+                tb.version(),
+                report.jobs.len(),
+                report.elapsed.as_secs_f64(),
+                report.boot_s.map_or("?".into(), |s| format!("{s:.2}s"))
+            );
+            let ran = report
+                .jobs
+                .into_iter()
+                .map(|j| Ran {
+                    judge: if j.phase == crate::ffi::PHASE {
+                        Judge::ExitStatus
+                    } else {
+                        Judge::Libtest
+                    },
+                    name: format!("{} [{}]", j.name, j.phase),
+                    status: j.status,
+                    output: j.output,
+                })
+                .collect();
+            runs.push((tb.version().to_string(), ran));
         }
     }
     let mut total = Counts::default();
-    for (name, kind, status, output) in &per_job {
-        let c = judge(*kind, *status, output);
-        println!(
-            "\n===== in-kernel: {name} (exit {}) =====",
-            status.map_or("none".into(), |s| s.to_string())
-        );
-        println!("{}", output.trim_end());
-        total.add(c);
+    let mut lines = Vec::new();
+    let mut failures = Vec::new();
+    for (label, ran) in &runs {
+        let mut counts = Counts::default();
+        for r in ran {
+            let c = judge(r.judge, r.status, &r.output);
+            println!(
+                "\n===== in-kernel [{label}]: {} (exit {}) =====",
+                r.name,
+                r.status.map_or("none".into(), |s| s.to_string())
+            );
+            println!("{}", r.output.trim_end());
+            for t in failed_tests(r.judge, r.status, &r.output) {
+                failures.push(format!("[{label}] {}: {t}", r.name));
+            }
+            counts.add(c);
+        }
+        lines.push(format!(
+            "in-kernel [{label}]: {} passed, {} failed, {} skipped",
+            counts.passed, counts.failed, counts.skipped
+        ));
+        total.add(counts);
     }
     println!();
+    for f in &failures {
+        println!("FAILED {f}");
+    }
+    for u in &unbootable {
+        println!("NOT RUN {}", u.lines().next().unwrap_or_default());
+    }
+    for l in &lines {
+        println!("{l}");
+    }
+    // A kernel that could not be fetched or booted counts as one failure.
+    total.failed += unbootable.len() as u64;
     println!(
         "in-kernel: {} passed, {} failed, {} skipped",
         total.passed, total.failed, total.skipped
     );
     if total.failed > 0 {
-        return Err(format!("{} in-kernel test(s) failed", total.failed).into());
+        return Err(format!(
+            "{} in-kernel test(s) failed{}",
+            total.failed,
+            if unbootable.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({} kernel(s) could not run; `--kernel 6.1` runs one)",
+                    unbootable.len()
+                )
+            }
+        )
+        .into());
     }
     if total.passed == 0 {
         return Err("no in-kernel test passed: nothing ran in the kernel".into());
@@ -250,6 +367,8 @@ pub(crate) fn test(ws: &Path, args: &[String]) -> Result<()> {
 
 /// `cargo xtask testbed [--scsi-debug PARAMS] [--no-dio] -- CMD ARGS`.
 pub(crate) fn testbed(ws: &Path, args: &[String]) -> Result<()> {
+    let mut args = args.to_vec();
+    let kernels = Kernel::take_flag(&mut args, "6.1")?;
     let mut scsi_debug = DEFAULT_SCSI_DEBUG.to_string();
     let mut allow_dio = true;
     let mut it = args.iter();
@@ -269,9 +388,23 @@ pub(crate) fn testbed(ws: &Path, args: &[String]) -> Result<()> {
     if argv.is_empty() {
         return Err("no command given: cargo xtask testbed -- CMD [ARGS]".into());
     }
-    let status = run_in_testbed(ws, &scsi_debug, allow_dio, "command", argv, vec![])?;
-    if status != Some(0) {
-        return Err(format!("the command exited with {status:?} inside the test bed").into());
+    for which in kernels {
+        let status = run_in_testbed(
+            ws,
+            which,
+            &scsi_debug,
+            allow_dio,
+            "command",
+            argv.clone(),
+            vec![],
+        )?;
+        if status != Some(0) {
+            return Err(format!(
+                "the command exited with {status:?} inside the test bed ({})",
+                which.name()
+            )
+            .into());
+        }
     }
     Ok(())
 }
@@ -279,13 +412,19 @@ pub(crate) fn testbed(ws: &Path, args: &[String]) -> Result<()> {
 /// Boots the test bed, runs one job, prints its output; returns its exit status.
 pub(crate) fn run_in_testbed(
     ws: &Path,
+    which: Kernel,
     scsi_debug: &str,
     allow_dio: bool,
     name: &str,
     argv: Vec<String>,
     env: Vec<(String, String)>,
 ) -> Result<Option<i32>> {
-    let tb = Testbed::ensure(ws)?;
+    let tb = Testbed::ensure(ws, which)?;
+    eprintln!(
+        "xtask: test bed on Linux {} ({})",
+        tb.version(),
+        which.name()
+    );
     let phase = Phase {
         name: "default".into(),
         scsi_debug: scsi_debug.into(),
@@ -316,6 +455,8 @@ pub(crate) fn run_in_testbed(
 /// Builds `crates/core/examples/NAME.rs` (release) and runs it in the test
 /// bed on the default scsi_debug disk with `args`; fails unless it exits 0.
 fn run_example(ws: &Path, name: &str, args: &[String]) -> Result<()> {
+    let mut args = args.to_vec();
+    let kernels = Kernel::take_flag(&mut args, "6.1")?;
     let built = build(
         ws,
         &["build", "--release", "-p", "sgmap", "--example", name],
@@ -327,9 +468,23 @@ fn run_example(ws: &Path, name: &str, args: &[String]) -> Result<()> {
         .ok_or_else(|| format!("cargo built no example named {name}"))?;
     let mut argv = vec![exe.path.display().to_string()];
     argv.extend(args.iter().cloned());
-    let status = run_in_testbed(ws, DEFAULT_SCSI_DEBUG, true, name, argv, vec![])?;
-    if status != Some(0) {
-        return Err(format!("{name} exited with {status:?} inside the test bed").into());
+    for which in kernels {
+        let status = run_in_testbed(
+            ws,
+            which,
+            DEFAULT_SCSI_DEBUG,
+            true,
+            name,
+            argv.clone(),
+            vec![],
+        )?;
+        if status != Some(0) {
+            return Err(format!(
+                "{name} exited with {status:?} inside the test bed ({})",
+                which.name()
+            )
+            .into());
+        }
     }
     Ok(())
 }
@@ -382,6 +537,52 @@ mod tests {
         assert_eq!(judge(Judge::ExitStatus, Some(0), "").passed, 1);
         assert_eq!(judge(Judge::ExitStatus, Some(1), ok).failed, 1);
         assert_eq!(judge(Judge::ExitStatus, None, "").failed, 1);
+    }
+
+    #[test]
+    fn failed_tests_are_named() {
+        let out = "test a_passes ... ok\ntest b_fails ... some output\nmore\nFAILED\n\
+                   test c_fails ... FAILED\ntest result: FAILED. 1 passed; 2 failed; 0 ignored;";
+        assert_eq!(
+            failed_tests(Judge::Libtest, Some(101), out),
+            vec!["c_fails".to_string(), "b_fails".to_string()]
+        );
+        assert_eq!(
+            failed_tests(
+                Judge::Libtest,
+                Some(0),
+                "test result: ok. 1 passed; 0 failed;"
+            ),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            failed_tests(Judge::ExitStatus, None, ""),
+            vec!["(the job itself: exit none)".to_string()]
+        );
+    }
+
+    #[test]
+    fn kernel_flags_parse() {
+        assert_eq!(Kernel::parse("all").unwrap(), Kernel::ALL.to_vec());
+        assert_eq!(
+            Kernel::parse("newest,6.1,6.1").unwrap(),
+            vec![Kernel::Newest, Kernel::V6_1]
+        );
+        assert!(Kernel::parse("5.10").is_err());
+        let mut args: Vec<String> = ["--kernel", "6.12", "x", "--", "--kernel"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            Kernel::take_flag(&mut args, "all").unwrap(),
+            vec![Kernel::V6_12]
+        );
+        assert_eq!(args, ["x", "--", "--kernel"]);
+        let mut none: Vec<String> = vec![];
+        assert_eq!(
+            Kernel::take_flag(&mut none, "6.1").unwrap(),
+            vec![Kernel::V6_1]
+        );
+        assert!(Kernel::take_flag(&mut vec!["--kernel".to_string()], "6.1").is_err());
     }
 
     #[test]

@@ -15,9 +15,101 @@ use std::time::{Duration, Instant};
 
 use crate::{cmd_ok, Result};
 
-/// The Debian packages the test bed needs: the kernel and a static busybox for
-/// `insmod`, `mount` and the init's shell.
-const PACKAGES: &[&str] = &["user-mode-linux", "busybox-static"];
+/// A Linux kernel the test bed can boot: Debian's `user-mode-linux` of one
+/// suite. Users run all three, so `cargo xtask test` boots each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kernel {
+    /// bookworm's 6.1, built for the host's own glibc.
+    V6_1,
+    /// trixie's 6.12.
+    V6_12,
+    /// sid's, the newest Debian ships (the only one with io_uring passthrough on bsg).
+    Newest,
+}
+
+impl Kernel {
+    /// Every kernel, oldest first.
+    pub(crate) const ALL: [Kernel; 3] = [Kernel::V6_1, Kernel::V6_12, Kernel::Newest];
+
+    /// The name `--kernel` takes.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kernel::V6_1 => "6.1",
+            Kernel::V6_12 => "6.12",
+            Kernel::Newest => "newest",
+        }
+    }
+
+    /// The Debian suite whose `user-mode-linux` this is.
+    fn suite(self) -> &'static str {
+        match self {
+            Kernel::V6_1 => "bookworm",
+            Kernel::V6_12 => "trixie",
+            Kernel::Newest => "sid",
+        }
+    }
+
+    /// Whether the binary needs its suite's glibc (newer than the host's).
+    fn needs_own_glibc(self) -> bool {
+        self != Kernel::V6_1
+    }
+
+    /// Whether the kernel saves guest FPU state in a fixed-size XSAVE buffer
+    /// (see `xtask/uml/xstate_shim.c`); 7.x sizes it from the CPU.
+    fn fixed_xsave(self) -> bool {
+        self != Kernel::Newest
+    }
+
+    /// Parses a `--kernel` value: `6.1`, `6.12`, `newest` or `all`, or a
+    /// comma-separated list of them.
+    pub(crate) fn parse(value: &str) -> Result<Vec<Kernel>> {
+        let mut out = Vec::new();
+        for part in value.split(',').map(str::trim) {
+            let add: &[Kernel] = match part {
+                "all" => &Kernel::ALL,
+                "6.1" | "bookworm" => &[Kernel::V6_1],
+                "6.12" | "trixie" => &[Kernel::V6_12],
+                "newest" | "sid" => &[Kernel::Newest],
+                other => {
+                    return Err(format!(
+                        "unknown kernel `{other}`: use 6.1, 6.12, newest or all (or a comma-separated list)"
+                    )
+                    .into())
+                }
+            };
+            for k in add {
+                if !out.contains(k) {
+                    out.push(*k);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Takes `--kernel VALUE` out of `args`, or `default` when it is absent.
+    pub(crate) fn take_flag(args: &mut Vec<String>, default: &str) -> Result<Vec<Kernel>> {
+        let mut value = None;
+        let mut i = 0;
+        while i < args.len() {
+            if args[i] == "--" {
+                break;
+            }
+            if args[i] == "--kernel" {
+                if i + 1 >= args.len() {
+                    return Err("--kernel needs a value: 6.1, 6.12, newest or all".into());
+                }
+                value = Some(args.remove(i + 1));
+                args.remove(i);
+            } else if let Some(v) = args[i].strip_prefix("--kernel=") {
+                value = Some(v.to_string());
+                args.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        Kernel::parse(value.as_deref().unwrap_or(default))
+    }
+}
 
 /// Module parameters of the default scsi_debug disk.
 pub(crate) const DEFAULT_SCSI_DEBUG: &str = "dev_size_mb=256 delay=0";
@@ -25,6 +117,9 @@ pub(crate) const DEFAULT_SCSI_DEBUG: &str = "dev_size_mb=256 delay=0";
 /// An unpacked test bed.
 #[derive(Debug)]
 pub(crate) struct Testbed {
+    which: Kernel,
+    /// The kernel release, from its modules folder (e.g. `6.1.176`).
+    version: String,
     kernel: PathBuf,
     modules: PathBuf,
     busybox: PathBuf,
@@ -88,13 +183,10 @@ pub(crate) struct BootReport {
     pub out_dir: PathBuf,
 }
 
-fn unpacked_root(cache: &Path) -> PathBuf {
-    cache.join("root")
-}
-
 impl Testbed {
-    /// Finds the test bed in the cache, fetching and unpacking it when missing.
-    pub(crate) fn ensure(workspace: &Path) -> Result<Self> {
+    /// Finds the test bed for `which` kernel in the cache, fetching and
+    /// unpacking it when missing.
+    pub(crate) fn ensure(workspace: &Path, which: Kernel) -> Result<Self> {
         if workspace.starts_with("/run")
             || workspace.starts_with("/proc")
             || workspace.starts_with("/sys")
@@ -108,21 +200,60 @@ impl Testbed {
         }
         let base = workspace.join("target").join("testbed");
         let cache = base.join("cache");
-        let root = unpacked_root(&cache);
+        let dir = cache.join(which.suite());
+        let root = dir.join("root");
         let kernel = root.join("usr/bin/linux.uml");
-        let busybox = root.join("bin/busybox");
-        if !kernel.exists() || !busybox.exists() {
-            fetch_debs(&cache, PACKAGES)?;
+        // bookworm's package puts it in /bin, later ones in /usr/bin.
+        let find_busybox = || {
+            ["bin/busybox", "usr/bin/busybox"]
+                .iter()
+                .map(|p| root.join(p))
+                .find(|p| p.is_file())
+        };
+        let libc = root.join("usr/lib64/ld-linux-x86-64.so.2");
+        if !kernel.exists()
+            || find_busybox().is_none()
+            || (which.needs_own_glibc() && !libc.exists())
+        {
+            let mut packages = vec!["user-mode-linux", "busybox-static"];
+            if which.needs_own_glibc() {
+                packages.push("libc6");
+            }
+            fetch_suite(&dir, which.suite(), &packages).map_err(|e| {
+                format!(
+                    "cannot fetch the {} kernel (Debian {}'s user-mode-linux): {e}\n\
+                     To run on the other kernels only, pass --kernel with them (e.g. --kernel 6.1).",
+                    which.name(),
+                    which.suite()
+                )
+            })?;
+        }
+        let busybox = find_busybox()
+            .ok_or_else(|| format!("no busybox in {} after unpacking", root.display()))?;
+        if which.needs_own_glibc() {
+            use_own_glibc(&kernel, &root)?;
         }
         let modules = find_modules(&root)?;
+        let version = modules
+            .ancestors()
+            .nth(3)
+            .and_then(|p| p.file_name())
+            .map_or_else(|| "?".into(), |n| n.to_string_lossy().into_owned());
         let xstate_shim = build_xstate_shim(&cache)?;
         Ok(Self {
+            which,
+            version,
             kernel,
             modules,
             busybox,
             runs: base.join("runs"),
             xstate_shim,
         })
+    }
+
+    /// The kernel release this test bed boots, e.g. `6.12.113`.
+    pub(crate) fn version(&self) -> &str {
+        &self.version
     }
 
     /// Boots the kernel once and runs every phase's jobs in order.
@@ -139,25 +270,27 @@ impl Testbed {
         let started = Instant::now();
         let mut child = {
             use std::os::unix::process::CommandExt as _;
-            Command::new(&self.kernel)
-                .args([
-                    "mem=1024M",
-                    "rootfstype=hostfs",
-                    "rootflags=/",
-                    "ro",
-                    &format!("init={}", init.display()),
-                    "con=null",
-                    "con0=fd:0,fd:1",
-                    "quiet",
-                ])
-                .env("LD_PRELOAD", &self.xstate_shim)
-                .stdin(Stdio::null())
-                .stdout(console.try_clone()?)
-                .stderr(console)
-                // The kernel forks helper processes: give them a group to kill together.
-                .process_group(0)
-                .spawn()
-                .map_err(|e| format!("cannot start {}: {e}", self.kernel.display()))?
+            let mut cmd = Command::new(&self.kernel);
+            if self.which.fixed_xsave() {
+                cmd.env("LD_PRELOAD", &self.xstate_shim);
+            }
+            cmd.args([
+                "mem=1024M",
+                "rootfstype=hostfs",
+                "rootflags=/",
+                "ro",
+                &format!("init={}", init.display()),
+                "con=null",
+                "con0=fd:0,fd:1",
+                "quiet",
+            ])
+            .stdin(Stdio::null())
+            .stdout(console.try_clone()?)
+            .stderr(console)
+            // The kernel forks helper processes: give them a group to kill together.
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.kernel.display()))?
         };
         let status = loop {
             if let Some(s) = child.try_wait()? {
@@ -201,7 +334,10 @@ impl Testbed {
             .and_then(|s| s.split_whitespace().next()?.parse().ok());
         if jobs.iter().all(|j| j.status.is_none()) {
             return Err(format!(
-                "the test bed ran no job. Guest setup log:\n{setup}\nKernel console:\n{console}\n(run folder: {})",
+                "the {} kernel ({}) ran no job: it did not boot or its init failed. Guest setup log:\n{setup}\nKernel console:\n{console}\n(run folder: {})\n\
+                 To run on the other kernels only, pass --kernel with them (e.g. --kernel 6.1).",
+                self.which.name(),
+                self.version,
                 run.display()
             )
             .into());
@@ -228,10 +364,7 @@ B={bb}
 M={m}
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/run/tmp
-# The kernel keeps only the start of each guest thread's XSAVE area on hosts
-# with a larger one (see xtask/uml/xstate_shim.c): keep glibc off AVX-512.
-export GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD
-$B mount -t proc proc /proc
+{tunables}$B mount -t proc proc /proc
 $B mount -t sysfs sys /sys
 # Scratch space lives under /run only: the host root is read-only here, and a
 # tmpfs over /tmp or /mnt would hide a workspace or cache kept there.
@@ -251,7 +384,14 @@ sgdev() {{
   return 1
 }}
 "#,
-            out = out.display()
+            out = out.display(),
+            tunables = if self.which.fixed_xsave() {
+                "# The kernel keeps only the start of each guest thread's XSAVE area on hosts\n\
+                 # with a larger one (see xtask/uml/xstate_shim.c): keep glibc off AVX-512.\n\
+                 export GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX512F,-AVX512VL,-AVX512BW,-AVX512DQ,-AVX512CD\n"
+            } else {
+                ""
+            }
         );
         let mut index = 0;
         for (pi, phase) in phases.iter().enumerate() {
@@ -309,63 +449,159 @@ pub(crate) fn sh_quote(s: &str) -> String {
     }
 }
 
-/// Downloads Debian packages with `apt-get download` and unpacks them into `cache/root`.
-pub(crate) fn fetch_debs(cache: &Path, packages: &[&str]) -> Result<()> {
-    let debs = cache.join("debs");
+/// Downloads `packages` of Debian `suite` into `dir/debs` and unpacks them
+/// into `dir/root`. A private apt list under `dir/apt` names the suite, so the
+/// machine's own apt sources are never changed.
+fn fetch_suite(dir: &Path, suite: &str, packages: &[&str]) -> Result<()> {
+    let debs = dir.join("debs");
+    let apt = dir.join("apt");
+    let lists = apt.join("lists");
+    std::fs::create_dir_all(lists.join("partial"))?;
     std::fs::create_dir_all(&debs)?;
+    let (uri, keyring) = debian_mirror();
+    let signed = keyring.map_or(String::new(), |k| format!("[signed-by={k}] "));
+    let sources = apt.join("sources.list");
+    std::fs::write(&sources, format!("deb {signed}{uri} {suite} main\n"))?;
+    let apt_get = |args: &[&str]| {
+        let mut c = Command::new("apt-get");
+        c.arg("-q")
+            .arg(format!("-oDir::Etc::sourcelist={}", sources.display()))
+            .arg("-oDir::Etc::sourceparts=-")
+            .arg(format!("-oDir::State::Lists={}", lists.display()))
+            .args(args)
+            .current_dir(&debs)
+            .stdout(Stdio::null());
+        c
+    };
     eprintln!(
-        "xtask: fetching {} into {}",
+        "xtask: fetching {} from Debian {suite} ({uri}) into {}",
         packages.join(", "),
         debs.display()
     );
-    let download = || {
-        Command::new("apt-get")
-            .arg("download")
-            .args(packages)
-            .current_dir(&debs)
-            .stdout(Stdio::null())
-            .status()
-    };
-    let ok = match download() {
-        Ok(s) if s.success() => true,
-        Ok(_) => {
-            // A fresh machine may have empty package lists.
-            eprintln!("xtask: apt-get download failed; running apt-get update and trying again");
-            cmd_ok(Command::new("apt-get").args(["update", "-qq"]))?;
-            download()?.success()
-        }
-        Err(e) => {
-            return Err(format!(
-                "cannot run apt-get ({e}). The test bed needs Debian's packages {}; \
-                 download them by hand into {} and run again",
-                packages.join(", "),
-                debs.display()
+    let mut download = apt_get(&["download"]);
+    download.args(packages);
+    let fetched = download.status().is_ok_and(|s| s.success());
+    if !fetched {
+        cmd_ok(&mut apt_get(&["update"]))
+            .map_err(|e| format!("apt-get update of the {suite} list failed: {e}"))?;
+        let mut again = apt_get(&["download"]);
+        again.args(packages);
+        cmd_ok(&mut again).map_err(|e| {
+            format!(
+                "apt-get could not download {} from {suite}: {e}",
+                packages.join(", ")
             )
-            .into())
-        }
-    };
-    if !ok {
-        return Err(format!(
-            "apt-get could not download {}. The test bed needs Debian bookworm's packages; \
-             check that apt can reach its archive (`apt-get update`)",
-            packages.join(", ")
-        )
-        .into());
+        })?;
     }
-    let root = unpacked_root(cache);
-    for entry in std::fs::read_dir(&debs)? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "deb")
-            && packages.iter().any(|p| {
-                path.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with(&format!("{p}_")))
+    let root = dir.join("root");
+    for p in packages {
+        // The newest file of each package, should the folder hold several.
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&debs)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|path| {
+                path.extension().is_some_and(|e| e == "deb")
+                    && path
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with(&format!("{p}_")))
             })
-        {
-            cmd_ok(Command::new("dpkg-deb").arg("-x").arg(&path).arg(&root))?;
-        }
+            .collect();
+        found.sort_by_key(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok());
+        let deb = found
+            .last()
+            .ok_or_else(|| format!("apt-get left no {p} package in {}", debs.display()))?;
+        eprintln!(
+            "xtask: unpacking {}",
+            deb.file_name().unwrap_or_default().to_string_lossy()
+        );
+        cmd_ok(Command::new("dpkg-deb").arg("-x").arg(deb).arg(&root))?;
     }
     Ok(())
+}
+
+/// The Debian mirror and keyring the machine's own apt sources use, so the
+/// private lists reach the same archive.
+fn debian_mirror() -> (String, Option<String>) {
+    let mut uri = None;
+    let mut keyring = None;
+    let mut texts = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/etc/apt/sources.list.d") {
+        for e in dir.filter_map(|e| e.ok()) {
+            if e.path()
+                .extension()
+                .is_some_and(|x| x == "sources" || x == "list")
+            {
+                texts.push(std::fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+    }
+    texts.push(std::fs::read_to_string("/etc/apt/sources.list").unwrap_or_default());
+    for text in &texts {
+        for line in text.lines().map(str::trim) {
+            if let Some(u) = line.strip_prefix("URIs:") {
+                let u = u.trim();
+                if uri.is_none() && u.ends_with("/debian") {
+                    uri = Some(u.to_string());
+                }
+            } else if let Some(k) = line.strip_prefix("Signed-By:") {
+                if keyring.is_none() && Path::new(k.trim()).exists() {
+                    keyring = Some(k.trim().to_string());
+                }
+            } else if let Some(rest) = line.strip_prefix("deb ") {
+                let u = rest
+                    .split_whitespace()
+                    .find(|w| w.contains("://"))
+                    .unwrap_or_default();
+                if uri.is_none() && u.ends_with("/debian") {
+                    uri = Some(u.to_string());
+                }
+            }
+        }
+    }
+    let keyring = keyring.or_else(|| {
+        let k = "/usr/share/keyrings/debian-archive-keyring.gpg";
+        Path::new(k).exists().then(|| k.to_string())
+    });
+    (
+        uri.unwrap_or_else(|| "http://deb.debian.org/debian".into()),
+        keyring,
+    )
+}
+
+/// Points a kernel binary built for a newer glibc at the one unpacked beside
+/// it. Running it through that `ld.so` instead does not work: UML sizes its
+/// physical memory from where brk lies and refuses to start.
+fn use_own_glibc(kernel: &Path, root: &Path) -> Result<()> {
+    let interp = root.join("usr/lib64/ld-linux-x86-64.so.2");
+    let rpath = root.join("usr/lib/x86_64-linux-gnu");
+    let current = Command::new("patchelf")
+        .arg("--print-interpreter")
+        .arg(kernel)
+        .output();
+    let current = match current {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).trim().to_string(),
+        Err(_) => {
+            eprintln!("xtask: installing patchelf (Debian package) to run newer kernels");
+            cmd_ok(Command::new("apt-get").args(["install", "-y", "-qq", "patchelf"])).or_else(
+                |_| {
+                    cmd_ok(Command::new("apt-get").args(["update", "-qq"]))?;
+                    cmd_ok(Command::new("apt-get").args(["install", "-y", "-qq", "patchelf"]))
+                },
+            )?;
+            String::new()
+        }
+    };
+    if Path::new(&current) == interp {
+        return Ok(());
+    }
+    cmd_ok(
+        Command::new("patchelf")
+            .arg("--set-interpreter")
+            .arg(&interp)
+            .arg("--set-rpath")
+            .arg(&rpath)
+            .arg(kernel),
+    )
 }
 
 /// Compiles the ptrace shim that lets a kernel with a fixed-size XSAVE buffer
