@@ -187,6 +187,7 @@
 //!    can index past it; slices and views are exactly the mapped length, and
 //!    the C API returns that length with the pointer.
 //!
+#![doc = include_str!("../docs/kernels.md")]
 #![warn(missing_docs)]
 
 mod buffer;
