@@ -1480,10 +1480,11 @@ void sgmap_pool_close(struct sgmap_pool *p);
 sgmap_result sgmap_pool_get_info(const struct sgmap_pool *p, struct sgmap_pool_info *out);
 
 /**
- * Finds the buffer the next submit will use, for filling before a write:
+ * Finds a free buffer (neither in flight nor lent; the one an
+ * `SGMAP_POOL_ANY` submit would use now), for filling before a write:
  * stores its index in `*index`, its address in `*buf` and its usable
- * length in `*len`. Reading needs no lease: submit with `SGMAP_POOL_ANY`.
- * `SGMAP_WRONG_STATE` when no buffer is free.
+ * length in `*len`; submit with that index. Reading needs no lease: submit
+ * with `SGMAP_POOL_ANY`. `SGMAP_WRONG_STATE` when no buffer is free.
  *
  * # Safety
  *
@@ -1497,8 +1498,10 @@ sgmap_result sgmap_pool_lease(struct sgmap_pool *p, size_t *index, uint8_t **buf
  * `SGMAP_MODE_MMAP` and `cmd->data` NULL; `cmd->data_len` at most the
  * buffer length) and returns at once, storing the ticket in `*ticket` (NULL
  * if not needed). `index` is the buffer from `sgmap_pool_lease` (filled for
- * a write), or `SGMAP_POOL_ANY`. `SGMAP_WRONG_STATE` when no buffer is free
- * or `index` is no longer the free one.
+ * a write), or `SGMAP_POOL_ANY` for any free buffer (the lowest-numbered
+ * one neither in flight nor lent). `SGMAP_WRONG_STATE` when no buffer is
+ * free, or buffer `index` is in flight or still lent;
+ * `SGMAP_INVALID_ARGUMENT` when the pool has no buffer `index`.
  *
  * # Safety
  *

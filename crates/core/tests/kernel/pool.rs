@@ -498,6 +498,21 @@ fn wait_for_and_leases(ctx: &Ctx) -> Result<(), Failed> {
         ensure_eq(done.data().len(), 16 * block, "length")?;
     }
     ensure(pool.lease().is_some(), "its buffer is free again")?;
+    // A chosen buffer: only a free one can be leased, and only by its index.
+    let free = pool.lease().ok_or("a free buffer")?.index();
+    ensure_eq(
+        pool.lease_at(free).map(|l| l.index()),
+        Some(free),
+        "lease_at a free buffer",
+    )?;
+    let busy = (0..pool.len())
+        .find(|&i| i != free)
+        .ok_or("a busy buffer")?;
+    ensure(pool.lease_at(busy).is_none(), "lease_at a buffer in flight")?;
+    ensure(
+        pool.lease_at(pool.len()).is_none(),
+        "lease_at past the pool",
+    )?;
     let done = pool
         .wait_timeout(Duration::from_secs(5))?
         .ok_or("next completion")?;
