@@ -242,6 +242,35 @@ int main(int argc, char **argv)
     cmd.data_len = info.buffer_len + block;
     CHECK_RESULT(sgmap_pool_submit(pool, SGMAP_POOL_ANY, &cmd, NULL), SGMAP_INVALID_REQUEST,
                  "a command longer than the buffers");
+
+    /* 5. SGMAP_POOL_ANY takes any free buffer, also while the buffer freed
+     * last still holds a completion the caller has not released. */
+    cmd.data_len = CHUNK;
+    MUST(sgmap_pool_submit(pool, SGMAP_POOL_ANY, &cmd, &t));
+    MUST(sgmap_pool_wait_for(pool, t, &pc));
+    sgmap_result r = sgmap_pool_submit(pool, SGMAP_POOL_ANY, &cmd, &t);
+    CHECK_RESULT(r, SGMAP_OK, "SGMAP_POOL_ANY with buffer lent and 3 free");
+    if (r == SGMAP_OK) {
+        sgmap_pool_completion pc2;
+        MUST(sgmap_pool_wait_for(pool, t, &pc2));
+        CHECK(pc2.index != pc.index && pc2.len == CHUNK && matches(pc2.data, pc2.len, off),
+              "...it ran in another buffer (%zu, not the lent %zu) and read the pattern",
+              pc2.index, pc.index);
+        MUST(sgmap_pool_release(pool, pc2.index));
+    }
+    size_t leased = 0;
+    r = sgmap_pool_lease(pool, &leased, &buf, &len);
+    CHECK_RESULT(r, SGMAP_OK, "a lease while a buffer is lent");
+    CHECK(r != SGMAP_OK || leased != pc.index, "...never hands out the lent buffer (%zu)", leased);
+    MUST(sgmap_pool_release(pool, pc.index));
+    /* An index that names no buffer is an argument error, as in sgmap_pool_release. */
+    MUST(sgmap_pool_get_info(pool, &info));
+    CHECK_RESULT(sgmap_pool_submit(pool, info.fds, &cmd, NULL), SGMAP_INVALID_ARGUMENT,
+                 "a submit into buffer 4 of a 4-buffer pool");
+    CHECK_RESULT(sgmap_pool_release(pool, info.fds), SGMAP_INVALID_ARGUMENT,
+                 "a release of buffer 4 of a 4-buffer pool");
+    MUST(sgmap_pool_get_info(pool, &info));
+    CHECK(info.free == 4 && info.lent == 0 && info.in_flight == 0, "all 4 buffers free again");
     sgmap_pool_close(pool);
 
     free(chunk);

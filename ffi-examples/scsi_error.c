@@ -47,6 +47,40 @@ static void put_be(uint8_t *p, uint64_t v, int bytes)
     }
 }
 
+/* Sets scsi_debug's live knob `name` to `value`, saving the old value in
+ * `old` (for knob_restore). Returns 0 on success. */
+static int knob_set(const char *name, const char *value, char *old, size_t oldlen)
+{
+    char file[128];
+    snprintf(file, sizeof file, "/sys/bus/pseudo/drivers/scsi_debug/%s", name);
+    FILE *f = fopen(file, "r");
+    if (f == NULL) {
+        return -1;
+    }
+    if (fgets(old, (int)oldlen, f) == NULL) {
+        old[0] = '\0';
+    }
+    fclose(f);
+    old[strcspn(old, "\n")] = '\0';
+    f = fopen(file, "w");
+    if (f == NULL) {
+        return -1;
+    }
+    int ok = fputs(value, f) >= 0;
+    return (fclose(f) == 0 && ok) ? 0 : -1;
+}
+
+static void knob_restore(const char *name, const char *old)
+{
+    char file[128];
+    snprintf(file, sizeof file, "/sys/bus/pseudo/drivers/scsi_debug/%s", name);
+    FILE *f = fopen(file, "w");
+    if (f != NULL) {
+        fputs(old, f);
+        fclose(f);
+    }
+}
+
 int main(int argc, char **argv)
 {
     const char *path = device_path(argc, argv);
@@ -149,11 +183,66 @@ int main(int argc, char **argv)
         printf("note - SGMAP_MEDIUM_ERROR_LBA is not set: the medium error part did not run\n");
     }
 
-    /* 5. After all that the device still works. */
+    /* 5. A block transfer that stops part way says how far it got. A split
+     * read whose third command runs past the end of the disk: two whole
+     * commands moved their data, the third failed and moved nothing. */
+    size_t max = 0;
+    MUST(sgmap_device_max_transfer(dev, &max));
+    size_t chunk = max / cap.block_size * cap.block_size;
+    size_t len3 = 3 * chunk;
+    uint8_t *big = malloc(len3);
+    if (big == NULL) {
+        printf("FAIL - out of memory\n");
+        return 1;
+    }
+    uint64_t start = cap.blocks - (2 * chunk + chunk / 2) / cap.block_size;
+    sgmap_transfer t;
+    memset(&t, 0xff, sizeof t);
+    CHECK_RESULT(sgmap_read_blocks(dev, start, big, len3, SGMAP_MODE_INDIRECT, &t),
+                 SGMAP_SCSI_ERROR, "a split read whose third command runs past the end");
+    printf("       last error: %s\n", last_error());
+    CHECK(t.bytes == 2 * chunk && t.commands == 3,
+          "*out says %zu bytes in %zu commands (want %zu bytes in 3)", t.bytes, t.commands,
+          2 * chunk);
+    MUST(sgmap_last_error_info(&info));
+    CHECK(info.has_outcome && info.outcome.sense_key == 0x5 && info.outcome.transferred == 0,
+          "the failed command claims no bytes (transferred %zu of %zu, resid %zu)",
+          info.outcome.transferred, info.outcome.requested, info.outcome.resid);
+
+    /* 6. A short transfer (scsi_debug's injected one: opts=0x100, every_nth=1)
+     * ran and moved less than asked: it is reported as that, with its
+     * outcome and residual, not as a request refused before the kernel. */
+    if (on_scsi_debug()) {
+        char old_stats[32], old_nth[32], old_opts[32];
+        int armed_short = knob_set("statistics", "1", old_stats, sizeof old_stats) == 0 &&
+                          knob_set("every_nth", "1", old_nth, sizeof old_nth) == 0 &&
+                          knob_set("opts", "0x100", old_opts, sizeof old_opts) == 0;
+        sgmap_result r = SGMAP_OTHER;
+        size_t want = 8 * (size_t)cap.block_size;
+        memset(&t, 0xff, sizeof t);
+        if (armed_short) {
+            r = sgmap_read_blocks(dev, 0, big, want, SGMAP_MODE_INDIRECT, &t);
+            MUST(sgmap_last_error_info(&info));
+        }
+        knob_restore("opts", old_opts);
+        knob_restore("every_nth", old_nth);
+        knob_restore("statistics", old_stats);
+        CHECK(armed_short, "scsi_debug's short-transfer fault armed");
+        CHECK_RESULT(r, SGMAP_SHORT_TRANSFER, "a read that moved half its length");
+        CHECK(info.result == r && info.has_outcome && info.outcome.resid > 0 &&
+                  info.outcome.transferred + info.outcome.resid == want,
+              "the last error has its outcome: %zu of %zu bytes, resid %zu",
+              info.outcome.transferred, want, info.outcome.resid);
+        CHECK(t.commands == 1 && t.bytes == info.outcome.transferred,
+              "*out says %zu bytes in %zu command(s)", t.bytes, t.commands);
+    }
+    free(big);
+
+    /* 7. After all that the device still works. */
     CHECK_RESULT(sgmap_read_blocks(dev, 0, buf, cap.block_size, SGMAP_MODE_INDIRECT, NULL), SGMAP_OK,
                  "a good read afterwards");
 
-    /* 6. An errno-level failure for contrast: a non-sg node. */
+    /* 8. An errno-level failure for contrast: a non-sg node. */
     sgmap_device *none = NULL;
     CHECK_RESULT(sgmap_device_open("/dev/null", 0, &none), SGMAP_NOT_SG, "opening /dev/null");
     CHECK(none == NULL, "no handle is returned");

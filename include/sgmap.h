@@ -194,6 +194,13 @@ enum sgmap_result
      * A failure sgmap does not classify further; see the message.
      */
     SGMAP_OTHER = 14,
+    /**
+     * The command ran and reported success but moved fewer bytes than
+     * asked (a residual), where the call promises the whole transfer (the
+     * block helpers): the last error's outcome has the residual, and the
+     * call's `sgmap_transfer` says how many bytes did move.
+     */
+    SGMAP_SHORT_TRANSFER = 15,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -394,11 +401,16 @@ typedef struct sgmap_outcome {
      */
     size_t requested;
     /**
-     * Bytes not transferred (the residual), never more than `requested`.
+     * Bytes not transferred as the kernel reported them (the residual),
+     * never more than `requested`. Only meaningful when the command
+     * succeeded: see `transferred`.
      */
     size_t resid;
     /**
-     * Bytes really transferred: `requested - resid`.
+     * Bytes really transferred: `requested - resid` when the command
+     * succeeded, 0 when it failed (`failure` is not `SGMAP_FAILURE_NONE`).
+     * A failed command's residual says nothing reliable (the kernel reports
+     * 0 for a timeout or an ILLEGAL REQUEST), so its data is never counted.
      */
     size_t transferred;
     /**
@@ -593,8 +605,9 @@ typedef struct sgmap_error_info {
      */
     int32_t os_errno;
     /**
-     * True when the failure is a command that ran: `outcome` then holds its
-     * status bytes, sense data and residual.
+     * True when the failure is a command that ran (and failed, or moved
+     * less than asked): `outcome` then holds its status bytes, sense data
+     * and residual.
      */
     bool has_outcome;
     /**
@@ -1414,8 +1427,13 @@ sgmap_result sgmap_synchronize_cache(struct sgmap_device *dev);
  * its length; get the bytes with `sgmap_buffer`). `*out` (when not NULL)
  * says what happened, including the mode that really ran.
  *
- * A short transfer is an error (`SGMAP_INVALID_REQUEST`): the rest of the
- * buffer would hold no device data.
+ * A short transfer is an error (`SGMAP_SHORT_TRANSFER`, with the
+ * command's outcome and residual in the last error): the rest of the
+ * buffer holds no device data. When the transfer stops part way (a command
+ * fails or falls short after others moved their data), `*out` still says
+ * what was done: the bytes that really moved, from the start of `buf`, and
+ * the commands sent, the failed one included; a failed command's bytes
+ * never count.
  *
  * # Safety
  *
@@ -1433,7 +1451,7 @@ sgmap_result sgmap_read_blocks(struct sgmap_device *dev, uint64_t lba, void *buf
  * `mode` is `SGMAP_MODE_INDIRECT` or `SGMAP_MODE_DIRECT` to write from
  * `buf`, or `SGMAP_MODE_MMAP` with `buf` = NULL to write from the start of
  * the mapped reserved buffer (fill it first). `*out` (when not NULL) says
- * what happened.
+ * what happened, also when it failed part way (as for `sgmap_read_blocks`).
  *
  * # Safety
  *
@@ -1480,10 +1498,11 @@ void sgmap_pool_close(struct sgmap_pool *p);
 sgmap_result sgmap_pool_get_info(const struct sgmap_pool *p, struct sgmap_pool_info *out);
 
 /**
- * Finds the buffer the next submit will use, for filling before a write:
+ * Finds a free buffer (neither in flight nor lent; the one an
+ * `SGMAP_POOL_ANY` submit would use now), for filling before a write:
  * stores its index in `*index`, its address in `*buf` and its usable
- * length in `*len`. Reading needs no lease: submit with `SGMAP_POOL_ANY`.
- * `SGMAP_WRONG_STATE` when no buffer is free.
+ * length in `*len`; submit with that index. Reading needs no lease: submit
+ * with `SGMAP_POOL_ANY`. `SGMAP_WRONG_STATE` when no buffer is free.
  *
  * # Safety
  *
@@ -1497,8 +1516,10 @@ sgmap_result sgmap_pool_lease(struct sgmap_pool *p, size_t *index, uint8_t **buf
  * `SGMAP_MODE_MMAP` and `cmd->data` NULL; `cmd->data_len` at most the
  * buffer length) and returns at once, storing the ticket in `*ticket` (NULL
  * if not needed). `index` is the buffer from `sgmap_pool_lease` (filled for
- * a write), or `SGMAP_POOL_ANY`. `SGMAP_WRONG_STATE` when no buffer is free
- * or `index` is no longer the free one.
+ * a write), or `SGMAP_POOL_ANY` for any free buffer (the lowest-numbered
+ * one neither in flight nor lent). `SGMAP_WRONG_STATE` when no buffer is
+ * free, or buffer `index` is in flight or still lent;
+ * `SGMAP_INVALID_ARGUMENT` when the pool has no buffer `index`.
  *
  * # Safety
  *

@@ -112,9 +112,14 @@ pub struct sgmap_outcome {
     pub sense: [u8; SGMAP_SENSE_MAX],
     /// Bytes asked for.
     pub requested: usize,
-    /// Bytes not transferred (the residual), never more than `requested`.
+    /// Bytes not transferred as the kernel reported them (the residual),
+    /// never more than `requested`. Only meaningful when the command
+    /// succeeded: see `transferred`.
     pub resid: usize,
-    /// Bytes really transferred: `requested - resid`.
+    /// Bytes really transferred: `requested - resid` when the command
+    /// succeeded, 0 when it failed (`failure` is not `SGMAP_FAILURE_NONE`).
+    /// A failed command's residual says nothing reliable (the kernel reports
+    /// 0 for a timeout or an ILLEGAL REQUEST), so its data is never counted.
     pub transferred: usize,
     /// The command's duration as the driver measured it, in milliseconds.
     pub duration_ms: u32,

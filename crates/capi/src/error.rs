@@ -59,6 +59,11 @@ pub enum sgmap_result {
     SGMAP_DEVICE_LOST = 13,
     /// A failure sgmap does not classify further; see the message.
     SGMAP_OTHER = 14,
+    /// The command ran and reported success but moved fewer bytes than
+    /// asked (a residual), where the call promises the whole transfer (the
+    /// block helpers): the last error's outcome has the residual, and the
+    /// call's `sgmap_transfer` says how many bytes did move.
+    SGMAP_SHORT_TRANSFER = 15,
 }
 
 use sgmap_result::*;
@@ -72,8 +77,9 @@ pub struct sgmap_error_info {
     pub result: sgmap_result,
     /// The errno the kernel gave, or 0 when the failure had none.
     pub os_errno: i32,
-    /// True when the failure is a command that ran: `outcome` then holds its
-    /// status bytes, sense data and residual.
+    /// True when the failure is a command that ran (and failed, or moved
+    /// less than asked): `outcome` then holds its status bytes, sense data
+    /// and residual.
     pub has_outcome: bool,
     /// The failed command's outcome when `has_outcome`, else all zero.
     pub outcome: sgmap_outcome,
@@ -139,22 +145,30 @@ impl Fail {
 impl From<sgmap::Error> for Fail {
     fn from(e: sgmap::Error) -> Self {
         use sgmap::Error as E;
-        let code = match &e {
+        // A transfer stopped part way is reported as what stopped it; the
+        // progress goes to the call's sgmap_transfer.
+        let cause = match &e {
+            E::Incomplete(i) => &i.cause,
+            other => other,
+        };
+        let code = match cause {
             E::Open { .. } => SGMAP_OPEN_FAILED,
             E::NotSg { .. } => SGMAP_NOT_SG,
             E::Os { .. } => SGMAP_OS_ERROR,
             E::Scsi(_) => SGMAP_SCSI_ERROR,
+            E::ShortTransfer { .. } => SGMAP_SHORT_TRANSFER,
             E::InvalidRequest { .. } => SGMAP_INVALID_REQUEST,
             E::Cdb(_) => SGMAP_INVALID_CDB,
             E::Response { .. } => SGMAP_BAD_RESPONSE,
             _ => SGMAP_OTHER,
         };
-        let mut fail = Fail::new(code, e.to_string());
+        // The whole chain: each level's text, then its cause's.
+        let mut fail = Fail::new(code, e.report().to_string());
         if let Some(errno) = e.errno() {
             fail = fail.with_errno(errno as i32);
         }
-        if let Some(s) = e.scsi() {
-            fail = fail.with_outcome(sgmap_outcome::from_core(&s.outcome));
+        if let Some(o) = e.outcome() {
+            fail = fail.with_outcome(sgmap_outcome::from_core(o));
         }
         fail
     }
@@ -345,6 +359,7 @@ pub extern "C" fn sgmap_result_name(result: u32) -> *const c_char {
             12 => c"SGMAP_WRONG_STATE",
             13 => c"SGMAP_DEVICE_LOST",
             14 => c"SGMAP_OTHER",
+            15 => c"SGMAP_SHORT_TRANSFER",
             _ => c"SGMAP_UNKNOWN_RESULT",
         };
         name.as_ptr()
@@ -416,6 +431,7 @@ mod tests {
             (SGMAP_WRONG_STATE, 12),
             (SGMAP_DEVICE_LOST, 13),
             (SGMAP_OTHER, 14),
+            (SGMAP_SHORT_TRANSFER, 15),
         ];
         for (r, n) in pinned {
             assert_eq!(r as u32, n, "{r:?}");

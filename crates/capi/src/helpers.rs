@@ -262,6 +262,31 @@ fn transfer_to_c(t: &sgmap::Transfer) -> sgmap_transfer {
     }
 }
 
+/// Why a block transfer failed, and what it did before (for the caller's
+/// `sgmap_transfer`): the bytes that really moved and the commands sent.
+struct Stopped {
+    fail: Fail,
+    progress: Option<sgmap_transfer>,
+}
+
+impl From<Fail> for Stopped {
+    fn from(fail: Fail) -> Self {
+        Stopped {
+            fail,
+            progress: None,
+        }
+    }
+}
+
+impl From<sgmap::Error> for Stopped {
+    fn from(e: sgmap::Error) -> Self {
+        Stopped {
+            progress: e.progress().as_ref().map(transfer_to_c),
+            fail: Fail::from(e),
+        }
+    }
+}
+
 /// A block transfer in one of the three modes.
 ///
 /// # Safety
@@ -276,20 +301,19 @@ unsafe fn blocks(
     buf: *mut u8,
     len: usize,
     mode: sgmap_mode,
-) -> Result<sgmap_transfer, Fail> {
+) -> Result<sgmap_transfer, Stopped> {
     let mode = asked_mode(mode)?;
     if len == 0 {
-        return Err(Fail::invalid(
-            "len is 0; transfer a whole, non-zero number of blocks",
-        ));
+        return Err(Fail::invalid("len is 0; transfer a whole, non-zero number of blocks").into());
     }
     if mode == Asked::Mmap {
         if !buf.is_null() {
             return Err(Fail::invalid(
                 "with SGMAP_MODE_MMAP the data is in the mapped buffer: pass buf = NULL",
-            ));
+            )
+            .into());
         }
-        return dev.with_mapped("SGMAP_MODE_MMAP", |m| {
+        let done = dev.with_mapped("SGMAP_MODE_MMAP", |m| {
             let block = m.device().block_size()? as usize;
             if len % block != 0 {
                 return Err(Fail::new(
@@ -310,16 +334,16 @@ unsafe fn blocks(
                     ),
                 )
             })?;
-            let bytes = match dir {
-                Direction::ToDevice => m.write_blocks(lba, blocks)?.transferred(),
-                _ => m.read_blocks(lba, blocks)?.len(),
-            };
-            Ok(sgmap_transfer {
-                bytes,
-                commands: 1,
-                mode: mode_to_c(Mode::Mmap),
-                fallback: 0,
+            Ok(match dir {
+                Direction::ToDevice => m.write_blocks(lba, blocks).map(|o| o.transferred()),
+                _ => m.read_blocks(lba, blocks).map(|d| d.len()),
             })
+        })?;
+        return Ok(sgmap_transfer {
+            bytes: done?,
+            commands: 1,
+            mode: mode_to_c(Mode::Mmap),
+            fallback: 0,
         });
     }
     let io = if mode == Asked::Direct {
@@ -331,15 +355,32 @@ unsafe fn blocks(
         Direction::ToDevice => {
             // SAFETY: NULL or valid for reads of `len` bytes per the caller's contract.
             let data = unsafe { args::bytes(buf.cast_const(), len, "buf") }?;
-            dev.with_device(|d| Ok(d.write_blocks(lba, data, io)?))?
+            dev.with_device(|d| Ok(d.write_blocks(lba, data, io)))?
         }
         _ => {
             // SAFETY: NULL or valid for writes of `len` bytes per the caller's contract.
             let data = unsafe { args::bytes_mut(buf, len, "buf") }?;
-            dev.with_device(|d| Ok(d.read_blocks(lba, data, io)?))?
+            dev.with_device(|d| Ok(d.read_blocks(lba, data, io)))?
         }
-    };
+    }?;
     Ok(transfer_to_c(&t))
+}
+
+/// Runs a block transfer for `sgmap_read_blocks` and `sgmap_write_blocks`:
+/// `*out` (when not NULL) gets what was done, also when it failed part way.
+fn blocks_out(
+    out: Option<Out<sgmap_transfer>>,
+    run: impl FnOnce() -> Result<sgmap_transfer, Stopped>,
+) -> Result<(), Fail> {
+    let (t, r) = match run() {
+        Ok(t) => (t, Ok(())),
+        Err(s) => (s.progress.unwrap_or_default(), Err(s.fail)),
+    };
+    if let Some(o) = &out {
+        // SAFETY: checked, valid for a write per the caller's contract.
+        unsafe { o.put(t) };
+    }
+    r
 }
 
 /// Reads `len` bytes (a whole number of blocks) starting at block `lba`,
@@ -352,8 +393,13 @@ unsafe fn blocks(
 /// its length; get the bytes with `sgmap_buffer`). `*out` (when not NULL)
 /// says what happened, including the mode that really ran.
 ///
-/// A short transfer is an error (`SGMAP_INVALID_REQUEST`): the rest of the
-/// buffer would hold no device data.
+/// A short transfer is an error (`SGMAP_SHORT_TRANSFER`, with the
+/// command's outcome and residual in the last error): the rest of the
+/// buffer holds no device data. When the transfer stops part way (a command
+/// fails or falls short after others moved their data), `*out` still says
+/// what was done: the bytes that really moved, from the start of `buf`, and
+/// the commands sent, the failed one included; a failed command's bytes
+/// never count.
 ///
 /// # Safety
 ///
@@ -378,12 +424,9 @@ pub unsafe extern "C" fn sgmap_read_blocks(
         // SAFETY: NULL or a live handle per the caller's contract.
         let dev = unsafe { handle(dev) }?;
         // SAFETY: `buf` per the caller's contract.
-        let t = unsafe { blocks(dev, Direction::FromDevice, lba, buf.cast(), len, mode) }?;
-        if let Some(o) = &out {
-            // SAFETY: checked, valid for a write per the caller's contract.
-            unsafe { o.put(t) };
-        }
-        Ok(())
+        blocks_out(out, || unsafe {
+            blocks(dev, Direction::FromDevice, lba, buf.cast(), len, mode)
+        })
     })
 }
 
@@ -394,7 +437,7 @@ pub unsafe extern "C" fn sgmap_read_blocks(
 /// `mode` is `SGMAP_MODE_INDIRECT` or `SGMAP_MODE_DIRECT` to write from
 /// `buf`, or `SGMAP_MODE_MMAP` with `buf` = NULL to write from the start of
 /// the mapped reserved buffer (fill it first). `*out` (when not NULL) says
-/// what happened.
+/// what happened, also when it failed part way (as for `sgmap_read_blocks`).
 ///
 /// # Safety
 ///
@@ -419,7 +462,7 @@ pub unsafe extern "C" fn sgmap_write_blocks(
         // SAFETY: NULL or a live handle per the caller's contract.
         let dev = unsafe { handle(dev) }?;
         // SAFETY: `buf` per the caller's contract; only read for writes.
-        let t = unsafe {
+        blocks_out(out, || unsafe {
             blocks(
                 dev,
                 Direction::ToDevice,
@@ -428,11 +471,6 @@ pub unsafe extern "C" fn sgmap_write_blocks(
                 len,
                 mode,
             )
-        }?;
-        if let Some(o) = &out {
-            // SAFETY: checked, valid for a write per the caller's contract.
-            unsafe { o.put(t) };
-        }
-        Ok(())
+        })
     })
 }

@@ -204,19 +204,35 @@ pub unsafe extern "C" fn sgmap_pool_get_info(
 }
 
 impl Inner {
-    /// The buffer the pool would use next, if it is free (not lent).
+    /// The free buffer an `SGMAP_POOL_ANY` submit (and a lease) uses: the
+    /// lowest-numbered buffer that is neither in flight nor lent.
     fn next_free(&mut self) -> Result<usize, Fail> {
-        let path = self.pool.path().display().to_string();
-        let Some(index) = self.pool.lease().map(|l| l.index()) else {
-            return Err(Fail::new(
+        let Inner { pool, lent, .. } = self;
+        let found = (0..lent.len()).find(|&i| !lent[i] && pool.lease_at(i).is_some());
+        found.ok_or_else(|| {
+            Fail::new(
                 sgmap_result::SGMAP_WRONG_STATE,
                 format!(
-                    "{path}: every buffer of the pool is in flight or lent; wait for a completion \
-                     (sgmap_pool_wait) and release it (sgmap_pool_release)"
+                    "{}: every buffer of the pool is in flight or lent; wait for a completion \
+                     (sgmap_pool_wait) and release it (sgmap_pool_release)",
+                    self.pool.path().display()
                 ),
-            ));
-        };
-        if self.lent.get(index).copied().unwrap_or(false) {
+            )
+        })
+    }
+
+    /// Checks that buffer `index` exists and is free for a submit.
+    fn check_free(&mut self, index: usize) -> Result<(), Fail> {
+        let path = self.pool.path().display().to_string();
+        let n = self.lent.len();
+        if index >= n {
+            return Err(Fail::invalid(format!(
+                "buffer {index} does not exist: the pool has {n} (0 to {}); pass an index from \
+                 sgmap_pool_lease, or SGMAP_POOL_ANY",
+                n - 1
+            )));
+        }
+        if self.lent[index] {
             return Err(Fail::new(
                 sgmap_result::SGMAP_WRONG_STATE,
                 format!(
@@ -225,14 +241,23 @@ impl Inner {
                 ),
             ));
         }
-        Ok(index)
+        if self.pool.lease_at(index).is_none() {
+            return Err(Fail::new(
+                sgmap_result::SGMAP_WRONG_STATE,
+                format!(
+                    "{path}: buffer {index} is in flight (another submit took it); lease again"
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
-/// Finds the buffer the next submit will use, for filling before a write:
+/// Finds a free buffer (neither in flight nor lent; the one an
+/// `SGMAP_POOL_ANY` submit would use now), for filling before a write:
 /// stores its index in `*index`, its address in `*buf` and its usable
-/// length in `*len`. Reading needs no lease: submit with `SGMAP_POOL_ANY`.
-/// `SGMAP_WRONG_STATE` when no buffer is free.
+/// length in `*len`; submit with that index. Reading needs no lease: submit
+/// with `SGMAP_POOL_ANY`. `SGMAP_WRONG_STATE` when no buffer is free.
 ///
 /// # Safety
 ///
@@ -270,8 +295,10 @@ pub unsafe extern "C" fn sgmap_pool_lease(
 /// `SGMAP_MODE_MMAP` and `cmd->data` NULL; `cmd->data_len` at most the
 /// buffer length) and returns at once, storing the ticket in `*ticket` (NULL
 /// if not needed). `index` is the buffer from `sgmap_pool_lease` (filled for
-/// a write), or `SGMAP_POOL_ANY`. `SGMAP_WRONG_STATE` when no buffer is free
-/// or `index` is no longer the free one.
+/// a write), or `SGMAP_POOL_ANY` for any free buffer (the lowest-numbered
+/// one neither in flight nor lent). `SGMAP_WRONG_STATE` when no buffer is
+/// free, or buffer `index` is in flight or still lent;
+/// `SGMAP_INVALID_ARGUMENT` when the pool has no buffer `index`.
 ///
 /// # Safety
 ///
@@ -300,21 +327,18 @@ pub unsafe extern "C" fn sgmap_pool_submit(
             ));
         }
         let mut g = p.lock();
-        let next = g.next_free()?;
-        if index != SGMAP_POOL_ANY && index != next {
-            return Err(Fail::new(
+        let index = if index == SGMAP_POOL_ANY {
+            g.next_free()?
+        } else {
+            g.check_free(index)?;
+            index
+        };
+        let lease = g.pool.lease_at(index).ok_or_else(|| {
+            Fail::new(
                 sgmap_result::SGMAP_WRONG_STATE,
-                format!(
-                    "{}: buffer {index} is not the free one any more (another submit took it); \
-                     lease again",
-                    g.pool.path().display()
-                ),
-            ));
-        }
-        let lease = g
-            .pool
-            .lease()
-            .ok_or_else(|| Fail::new(sgmap_result::SGMAP_WRONG_STATE, "no free buffer"))?;
+                format!("buffer {index} is not free"),
+            )
+        })?;
         let t = lease.submit(&command, direction, c.data_len)?;
         g.tickets.insert(t.id(), t);
         drop(g);

@@ -378,14 +378,15 @@ fn run_one(
 ) -> std::result::Result<sgmap_benches::Sample, String> {
     match c.tool {
         Tool::Sgmap => {
-            let mut r = Runner::open(path, c.way, dir, bs, c.depth).map_err(|e| e.to_string())?;
+            let mut r =
+                Runner::open(path, c.way, dir, bs, c.depth).map_err(|e| e.report().to_string())?;
             let mut cycle = Cycle::new(
                 offset / block as u64,
                 span / block as u64,
                 (bs / block) as u64,
             );
             r.run(&mut cycle, bs, commands, |_| {})
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.report().to_string())
         }
         Tool::SgRead => peers::run_sg_read(
             &programs[&Peer::SgRead],

@@ -158,7 +158,7 @@ pub(crate) fn info(path: &Path, json: bool) -> Result<()> {
             removable: i.removable,
         }),
         Err(e) => {
-            problems.push(format!("INQUIRY: {e}"));
+            problems.push(format!("INQUIRY: {}", e.report()));
             None
         }
     };
@@ -169,13 +169,13 @@ pub(crate) fn info(path: &Path, json: bool) -> Result<()> {
             bytes: c.bytes(),
         }),
         Err(e) => {
-            problems.push(format!("READ CAPACITY: {e}"));
+            problems.push(format!("READ CAPACITY: {}", e.report()));
             None
         }
     };
     let reserved_size_default = dev
         .reserved_size()
-        .map_err(|e| problems.push(format!("SG_GET_RESERVED_SIZE: {e}")))
+        .map_err(|e| problems.push(format!("SG_GET_RESERVED_SIZE: {}", e.report())))
         .ok();
     let max_transfer = dev.max_transfer();
     let name = path

@@ -83,7 +83,8 @@ pub(crate) struct Failure(pub String);
 
 impl From<sgmap::Error> for Failure {
     fn from(e: sgmap::Error) -> Self {
-        Failure(e.to_string())
+        // The whole chain: what failed, then why.
+        Failure(e.report().to_string())
     }
 }
 

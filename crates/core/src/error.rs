@@ -3,23 +3,29 @@
 //! OS errors from the sg driver are mapped to what the driver meant by them
 //! ([`OsErrorKind`]); SCSI-level failures carry the whole [`Outcome`] with its
 //! decoded sense data ([`ScsiError`]).
+//!
+//! Each error's own text (`Display`) says what failed, where and what to do;
+//! the lower-level cause (the errno, the decoded sense, the failure that
+//! stopped a transfer part way) is its [`source`](std::error::Error::source),
+//! never repeated in the text. [`Error::report`] prints the whole chain on
+//! one line, as anyhow's `{:#}` does.
 
 use std::fmt;
 use std::path::PathBuf;
 
 use nix::errno::Errno;
 
+use crate::helpers::Transfer;
 use crate::outcome::Outcome;
 
 /// The result type of sgmap.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Everything that can go wrong in sgmap.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// The device node could not be opened.
-    #[error("cannot open {}: {source}; {hint}", path.display())]
+    /// The device node could not be opened. The source is what `open(2)` said.
     Open {
         /// The path given.
         path: PathBuf,
@@ -29,8 +35,7 @@ pub enum Error {
         hint: &'static str,
     },
 
-    /// The path opened, but it is not an sg device (or a node that accepts SG_IO).
-    #[error("{} is not a SCSI generic device: {reason}", path.display())]
+    /// The path is not an sg device (or a node that accepts SG_IO).
     NotSg {
         /// The path given.
         path: PathBuf,
@@ -38,8 +43,7 @@ pub enum Error {
         reason: String,
     },
 
-    /// The sg driver refused a request with an errno.
-    #[error("{}: {command}: {kind} ({errno}); {}", device.display(), kind.hint())]
+    /// The sg driver refused a request with an errno. The source is the errno.
     Os {
         /// The device.
         device: PathBuf,
@@ -52,12 +56,29 @@ pub enum Error {
     },
 
     /// The command ran but the device, host or driver reported a failure.
-    #[error("{0}")]
+    /// The source is the [`ScsiError`], with the status bytes and sense.
     Scsi(Box<ScsiError>),
+
+    /// The command ran and reported success, but moved fewer bytes than asked
+    /// (a residual): the rest of the buffer holds no device data. Raised by
+    /// the block helpers and streams, which promise whole transfers; the
+    /// outcome has the residual.
+    ShortTransfer {
+        /// The device.
+        device: PathBuf,
+        /// Everything the kernel reported about the command.
+        outcome: Box<Outcome>,
+    },
+
+    /// A block transfer of several commands stopped part way: some of its
+    /// data moved before a command failed. [`Error::progress`] says how
+    /// much; the source is the failure that stopped it (and
+    /// [`errno`](Error::errno), [`scsi`](Error::scsi) and
+    /// [`outcome`](Error::outcome) look through to it).
+    Incomplete(Box<Incomplete>),
 
     /// A request sgmap refused before asking the kernel, because the kernel
     /// would refuse it or silently do something else.
-    #[error("{}: {command}: {reason}", device.display())]
     InvalidRequest {
         /// The device.
         device: PathBuf,
@@ -68,11 +89,9 @@ pub enum Error {
     },
 
     /// The CDB is not valid.
-    #[error(transparent)]
-    Cdb(#[from] crate::cdb::CdbError),
+    Cdb(crate::cdb::CdbError),
 
-    /// The data a command returned could not be decoded.
-    #[error("{}: {command}: {source}", device.display())]
+    /// The data a command returned could not be decoded. The source says why.
     Response {
         /// The device.
         device: PathBuf,
@@ -83,20 +102,155 @@ pub enum Error {
     },
 }
 
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Open { path, hint, .. } => write!(f, "cannot open {}: {hint}", path.display()),
+            Error::NotSg { path, reason } => {
+                write!(
+                    f,
+                    "{} is not a SCSI generic device: {reason}",
+                    path.display()
+                )
+            }
+            Error::Os {
+                device,
+                command,
+                kind,
+                ..
+            } => write!(
+                f,
+                "{}: {command}: {kind}; {}",
+                device.display(),
+                kind.hint()
+            ),
+            Error::Scsi(s) => write!(
+                f,
+                "{}: {}: {}",
+                s.device.display(),
+                s.outcome.command_name(),
+                s.kind
+            ),
+            Error::ShortTransfer { device, outcome } => write!(
+                f,
+                "{}: {}: short transfer: {} of {} bytes moved (resid {}); the rest of the buffer \
+                 holds no device data",
+                device.display(),
+                outcome.command_name(),
+                outcome.transferred(),
+                outcome.requested,
+                outcome.resid
+            ),
+            Error::Incomplete(i) => write!(
+                f,
+                "{}: {}: stopped part way: {} of {} bytes moved in {} command(s)",
+                i.device.display(),
+                i.command,
+                i.done.bytes,
+                i.requested,
+                i.done.commands
+            ),
+            Error::InvalidRequest {
+                device,
+                command,
+                reason,
+            } => write!(f, "{}: {command}: {reason}", device.display()),
+            Error::Cdb(e) => e.fmt(f),
+            Error::Response {
+                device, command, ..
+            } => write!(
+                f,
+                "{}: {command}: the device's answer cannot be decoded",
+                device.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Open { source, .. } => Some(source),
+            Error::Os { errno, .. } => Some(errno),
+            Error::Scsi(s) => Some(&**s),
+            Error::Incomplete(i) => Some(&i.cause),
+            // Its text is the whole story; a CDB error stands for itself.
+            Error::Cdb(e) => e.source(),
+            Error::Response { source, .. } => Some(source),
+            Error::NotSg { .. } | Error::ShortTransfer { .. } | Error::InvalidRequest { .. } => {
+                None
+            }
+        }
+    }
+}
+
+impl From<crate::cdb::CdbError> for Error {
+    fn from(e: crate::cdb::CdbError) -> Self {
+        Error::Cdb(e)
+    }
+}
+
+/// How far a block transfer got before a command failed
+/// ([`Error::Incomplete`]).
+#[derive(Debug)]
+pub struct Incomplete {
+    /// The device.
+    pub device: PathBuf,
+    /// The command that failed, e.g. `READ(10)`.
+    pub command: String,
+    /// Bytes asked for in all.
+    pub requested: usize,
+    /// What was done: the bytes that really moved (a failed command's count
+    /// for nothing, a short one's for what it moved) and the commands sent,
+    /// the one that failed included.
+    pub done: Transfer,
+    /// The failure that stopped the transfer.
+    pub cause: Error,
+}
+
 impl Error {
     /// The errno behind this error, if the kernel gave one.
     pub fn errno(&self) -> Option<Errno> {
         match self {
             Error::Open { source, .. } => source.raw_os_error().map(Errno::from_raw),
             Error::Os { errno, .. } => Some(*errno),
+            Error::Incomplete(i) => i.cause.errno(),
             _ => None,
         }
     }
 
-    /// The SCSI failure, if this is one.
+    /// The SCSI failure, if this is one (or a transfer stopped by one).
     pub fn scsi(&self) -> Option<&ScsiError> {
         match self {
             Error::Scsi(s) => Some(s),
+            Error::Incomplete(i) => i.cause.scsi(),
+            _ => None,
+        }
+    }
+
+    /// The outcome of the command that ran and failed or fell short, if one
+    /// did: status bytes, sense, residual.
+    pub fn outcome(&self) -> Option<&Outcome> {
+        match self {
+            Error::Scsi(s) => Some(&s.outcome),
+            Error::ShortTransfer { outcome, .. } => Some(outcome),
+            Error::Incomplete(i) => i.cause.outcome(),
+            _ => None,
+        }
+    }
+
+    /// What a block transfer did before it failed: the bytes that really
+    /// moved and the commands sent. `Some` for [`Error::Incomplete`] and for
+    /// [`Error::ShortTransfer`] (one command, its bytes); `None` when no
+    /// data moved.
+    pub fn progress(&self) -> Option<Transfer> {
+        match self {
+            Error::Incomplete(i) => Some(i.done),
+            Error::ShortTransfer { outcome, .. } => {
+                let mut t = Transfer::empty(outcome.requested_mode);
+                t.add(outcome);
+                Some(t)
+            }
             _ => None,
         }
     }
@@ -106,6 +260,42 @@ impl Error {
     pub fn is_unit_attention(&self) -> bool {
         self.scsi()
             .is_some_and(|s| s.kind == ScsiErrorKind::UnitAttention)
+    }
+
+    /// This error and every cause under it on one line, joined by `": "`
+    /// (what anyhow prints for `{:#}`): the text to show a person.
+    ///
+    /// ```
+    /// let e = sgmap::Device::open("/nonexistent/sg9").unwrap_err();
+    /// let line = e.report().to_string();
+    /// assert!(line.starts_with("cannot open /nonexistent/sg9: "));
+    /// assert!(line.ends_with("No such file or directory (os error 2)"));
+    /// ```
+    pub fn report(&self) -> Report<'_> {
+        Report(self)
+    }
+}
+
+/// An error with all its causes, on one line: see [`Error::report`].
+#[derive(Debug, Clone, Copy)]
+pub struct Report<'a>(&'a (dyn std::error::Error + 'static));
+
+impl<'a> Report<'a> {
+    /// The report of any error, with its causes.
+    pub fn of(error: &'a (dyn std::error::Error + 'static)) -> Self {
+        Report(error)
+    }
+}
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(c) = cause {
+            write!(f, ": {c}")?;
+            cause = c.source();
+        }
+        Ok(())
     }
 }
 
@@ -168,13 +358,15 @@ impl OsErrorKind {
     /// What to do about it.
     pub fn hint(self) -> &'static str {
         match self {
-            Self::QueueFull => "collect completions before submitting more (16 per fd), or open more fds",
+            Self::QueueFull => {
+                "collect completions before submitting more (16 per fd), or open more fds"
+            }
             Self::ReservedBufferBusy => {
                 "one fd has one reserved buffer: wait for the request using it, or use another fd; \
                  its size cannot change once it has been mapped"
             }
             Self::OutOfMemory => {
-                "shorten the transfer to the granted reserved size (see reserved_size()), or free memory"
+                "shorten the transfer to the reserved size the kernel granted, or free memory"
             }
             Self::InvalidRequest => "check the flags, length (< 256 MiB) and CDB of the request",
             Self::BadCdbLength => "a CDB has 6 to 32 bytes",
@@ -244,13 +436,17 @@ pub enum ScsiErrorKind {
 }
 
 impl fmt::Display for ScsiError {
+    /// The details under an [`Error::Scsi`] (which names the device, the
+    /// command and what to do): the decoded sense, or the status byte, and
+    /// the host and driver bytes when they are not OK.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let o = &self.outcome;
-        write!(f, "{}: {}: ", self.device.display(), o.command_name())?;
         match (&self.kind, &o.sense) {
             (_, Some(sense)) => write!(f, "{sense}")?,
-            (ScsiErrorKind::Timeout, None) => f.write_str("timed out")?,
-            _ => write!(f, "{}", o.status_text())?,
+            (ScsiErrorKind::Timeout, None) => {
+                f.write_str("no status: the command did not complete")?
+            }
+            _ => write!(f, "status {}", o.status_text())?,
         }
         if o.host_status != 0 {
             write!(
@@ -266,12 +462,149 @@ impl fmt::Display for ScsiError {
                 crate::outcome::driver_byte_name(o.driver_status)
             )?;
         }
-        f.write_str(match self.kind {
-            ScsiErrorKind::UnitAttention => "; retry the command",
-            ScsiErrorKind::Busy => "; the device is busy: retry later",
-            ScsiErrorKind::Timeout => "; raise the command's timeout or check the device",
-            ScsiErrorKind::Transport => "; check the cabling, path or host adapter",
-            _ => "",
+        Ok(())
+    }
+}
+
+impl std::error::Error for ScsiError {}
+
+impl fmt::Display for ScsiErrorKind {
+    /// What failed and what to do, as [`Error::Scsi`] says it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ScsiErrorKind::UnitAttention => "unit attention; retry the command",
+            ScsiErrorKind::CheckCondition => "check condition",
+            ScsiErrorKind::Busy => "the device is busy; retry later",
+            ScsiErrorKind::ReservationConflict => {
+                "reservation conflict; another initiator holds a reservation on the device"
+            }
+            ScsiErrorKind::Timeout => "timed out; raise the command's timeout or check the device",
+            ScsiErrorKind::Transport => "transport error; check the cabling, path or host adapter",
+            ScsiErrorKind::Other => "the command failed",
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    /// Every level's text, top first, as a chain walker sees them.
+    fn chain(e: &(dyn std::error::Error + 'static)) -> Vec<String> {
+        let mut out = vec![e.to_string()];
+        let mut cause = e.source();
+        while let Some(c) = cause {
+            out.push(c.to_string());
+            cause = c.source();
+        }
+        out
+    }
+
+    /// No level repeats the text of the level under it (what anyhow's `{:#}`
+    /// would then print twice).
+    fn no_repeats(e: &(dyn std::error::Error + 'static)) {
+        let levels = chain(e);
+        for w in levels.windows(2) {
+            assert!(
+                !w[0].contains(w[1].as_str()),
+                "{:?} repeats its cause {:?}",
+                w[0],
+                w[1]
+            );
+        }
+    }
+
+    #[test]
+    fn open_error_says_its_cause_once() {
+        let e = crate::Device::open("/nonexistent/sg9").unwrap_err();
+        assert!(matches!(e, Error::Open { .. }), "{e:?}");
+        let levels = chain(&e);
+        assert_eq!(levels.len(), 2, "{levels:?}");
+        assert!(levels[0].contains("/nonexistent/sg9"), "{levels:?}");
+        assert!(levels[1].contains("No such file"), "{levels:?}");
+        no_repeats(&e);
+    }
+
+    #[test]
+    fn os_error_has_its_errno_as_source() {
+        let e = Error::Os {
+            device: "/dev/sg3".into(),
+            command: "READ(10)".into(),
+            errno: Errno::EBUSY,
+            kind: OsErrorKind::ReservedBufferBusy,
+        };
+        let src = e.source().expect("a source");
+        assert_eq!(src.downcast_ref::<Errno>(), Some(&Errno::EBUSY));
+        let levels = chain(&e);
+        assert!(
+            levels[0].starts_with("/dev/sg3: READ(10): reserved buffer busy"),
+            "{levels:?}"
+        );
+        no_repeats(&e);
+        assert_eq!(e.report().to_string(), levels.join(": "));
+    }
+
+    fn failed_outcome() -> Outcome {
+        Outcome {
+            cdb: crate::cdb::Cdb::read_10(0x1234, 8),
+            status: sgmap_sys::SAM_STAT_CHECK_CONDITION,
+            host_status: 0,
+            driver_status: sgmap_sys::DRIVER_SENSE,
+            info: sgmap_sys::SG_INFO_CHECK,
+            // Fixed format: MEDIUM ERROR, 11h/00h, information 0x1234.
+            sense: crate::sense::Sense::parse(&[
+                0xf0, 0, 0x03, 0, 0, 0x12, 0x34, 10, 0, 0, 0, 0, 0x11, 0, 0, 0, 0, 0,
+            ]),
+            requested: 4096,
+            resid: 0,
+            duration: std::time::Duration::ZERO,
+            requested_mode: crate::Mode::Indirect,
+            mode: crate::Mode::Indirect,
+            fallback: None,
+        }
+    }
+
+    #[test]
+    fn scsi_error_is_an_error_and_the_source_of_error_scsi() {
+        let e = failed_outcome().check("/dev/sg3".as_ref()).unwrap_err();
+        let src = e.source().expect("a source");
+        let scsi = src.downcast_ref::<ScsiError>().expect("the ScsiError");
+        assert_eq!(scsi.kind, ScsiErrorKind::CheckCondition);
+        let levels = chain(&e);
+        assert_eq!(levels.len(), 2, "{levels:?}");
+        assert!(
+            levels[0].contains("/dev/sg3") && levels[0].contains("READ(10)"),
+            "{levels:?}"
+        );
+        assert!(levels[1].contains("MEDIUM ERROR"), "{levels:?}");
+        no_repeats(&e);
+        // The failed command claims no bytes, whatever its residual.
+        assert_eq!(scsi.outcome.transferred(), 0);
+    }
+
+    #[test]
+    fn incomplete_transfer_names_its_progress_and_its_cause() {
+        let cause = failed_outcome().check("/dev/sg3".as_ref()).unwrap_err();
+        let mut done = Transfer::empty(crate::Mode::Indirect);
+        done.bytes = 8192;
+        done.commands = 3;
+        let e = Error::Incomplete(Box::new(Incomplete {
+            device: "/dev/sg3".into(),
+            command: "READ(10)".into(),
+            requested: 12288,
+            done,
+            cause,
+        }));
+        assert_eq!(e.progress().map(|t| (t.bytes, t.commands)), Some((8192, 3)));
+        assert!(e.scsi().is_some() && e.outcome().is_some());
+        let line = e.report().to_string();
+        assert!(
+            line.contains("8192 of 12288 bytes moved in 3 command(s)"),
+            "{line}"
+        );
+        assert_eq!(line.matches("MEDIUM ERROR").count(), 1, "{line}");
+        no_repeats(&e);
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::cdb::Cdb;
 use crate::command::{Command, Data, Direction};
 use crate::device::Device;
-use crate::error::{Error, Result};
+use crate::error::{Error, Incomplete, Result};
 use crate::mmap::MappedDevice;
 use crate::outcome::{Fallback, Mode, Outcome};
 use crate::response::{Capacity, Inquiry, ResponseError};
@@ -201,7 +201,17 @@ impl Device {
     }
 
     /// Reads `buf.len()` bytes (a whole number of blocks) starting at `lba`.
+    ///
+    /// A transfer longer than one command is split (unless `io.split` says
+    /// [`Split::Refuse`]). A command that moves less than asked fails the
+    /// transfer with [`Error::ShortTransfer`]: the rest of the buffer holds
+    /// no device data. When a command fails or falls short after earlier
+    /// ones moved their data, the error is [`Error::Incomplete`], with that
+    /// failure under it. Either way [`Error::progress`] says how many bytes
+    /// (from the start of `buf`) really came from the device and how many
+    /// commands were sent.
     pub fn read_blocks(&self, lba: u64, buf: &mut [u8], io: BlockIo) -> Result<Transfer> {
+        let len = buf.len();
         let block = self.block_size()? as usize;
         let chunk = self.chunk_len(buf.len(), block, io.split, "READ")?;
         let mut t = Transfer::new(io.mode);
@@ -212,17 +222,23 @@ impl Device {
             let out = retry_unit_attention(|| {
                 self.execute(&cmd, Data::FromDevice(&mut *piece))?
                     .check(self.path())
-            })?;
+            })
+            .map_err(|e| self.stopped("READ", len, t, e))?;
             t.add(&out);
             if out.resid != 0 {
-                return Err(self.short(&out));
+                return Err(self.stopped("READ", len, t, self.short(&out)));
             }
         }
         Ok(t)
     }
 
     /// Writes `buf` (a whole number of blocks) starting at `lba`.
+    ///
+    /// Splitting and failures as for [`read_blocks`](Self::read_blocks): a
+    /// failure after part of the data was written is [`Error::Incomplete`],
+    /// whose [`progress`](Error::progress) says how far the device got.
     pub fn write_blocks(&self, lba: u64, buf: &[u8], io: BlockIo) -> Result<Transfer> {
+        let len = buf.len();
         let block = self.block_size()? as usize;
         let chunk = self.chunk_len(buf.len(), block, io.split, "WRITE")?;
         let mut t = Transfer::new(io.mode);
@@ -233,25 +249,47 @@ impl Device {
             let out = retry_unit_attention(|| {
                 self.execute(&cmd, Data::ToDevice(piece))?
                     .check(self.path())
-            })?;
+            })
+            .map_err(|e| self.stopped("WRITE", len, t, e))?;
             t.add(&out);
             if out.resid != 0 {
-                return Err(self.short(&out));
+                return Err(self.stopped("WRITE", len, t, self.short(&out)));
             }
         }
         Ok(t)
     }
 
     fn short(&self, out: &Outcome) -> Error {
-        self.fd().invalid(
-            out.command_name(),
-            format!(
-                "short transfer: {} of {} bytes moved (resid {}); the rest of the buffer holds no device data",
-                out.transferred(),
-                out.requested,
-                out.resid
-            ),
-        )
+        Error::ShortTransfer {
+            device: self.path().to_path_buf(),
+            outcome: Box::new(out.clone()),
+        }
+    }
+
+    /// The error of a block transfer of `requested` bytes that stopped with
+    /// `cause` after doing `done`: [`Error::Incomplete`] when earlier
+    /// commands had moved data, else the cause itself (a first command that
+    /// falls short is its own [`Error::ShortTransfer`], with its progress). A
+    /// command that ran and failed counts as sent, and its data as not moved.
+    fn stopped(&self, what: &str, requested: usize, done: Transfer, cause: Error) -> Error {
+        let mut done = done;
+        if matches!(cause, Error::Scsi(_)) {
+            done.commands += 1;
+        }
+        if done.bytes == 0 || done.commands < 2 {
+            return cause;
+        }
+        let command = cause
+            .outcome()
+            .map_or(what, |o| o.command_name())
+            .to_string();
+        Error::Incomplete(Box::new(Incomplete {
+            device: self.path().to_path_buf(),
+            command,
+            requested,
+            done,
+            cause,
+        }))
     }
 
     /// The per-command length for a transfer of `len` bytes.
@@ -290,10 +328,14 @@ fn command(cdb: Cdb, io: BlockIo) -> Command {
 
 impl Transfer {
     fn new(mode: BufferMode) -> Self {
-        let mode = match mode {
+        Self::empty(match mode {
             BufferMode::Direct => Mode::Direct,
             BufferMode::Indirect => Mode::Indirect,
-        };
+        })
+    }
+
+    /// Nothing done yet, in `mode`.
+    pub(crate) fn empty(mode: Mode) -> Self {
         Self {
             bytes: 0,
             commands: 0,
@@ -302,7 +344,8 @@ impl Transfer {
         }
     }
 
-    fn add(&mut self, out: &Outcome) {
+    /// Counts one more command that ran, and the bytes it really moved.
+    pub(crate) fn add(&mut self, out: &Outcome) {
         self.bytes += out.transferred();
         self.commands += 1;
         self.mode = self.mode.least_direct(out.mode);

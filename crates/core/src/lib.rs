@@ -209,7 +209,7 @@ pub mod stream;
 pub use buffer::DirectBuf;
 pub use command::{Command, Data, Direction, DEFAULT_TIMEOUT};
 pub use device::{Device, NodeKind, OpenOptions, RequestInfo, RequestState, Reset, ScsiId};
-pub use error::{Error, OsErrorKind, Result, ScsiError, ScsiErrorKind};
+pub use error::{Error, Incomplete, OsErrorKind, Report, Result, ScsiError, ScsiErrorKind};
 pub use helpers::{BlockIo, BufferMode, Split, Transfer, UNIT_ATTENTION_RETRIES};
 pub use mmap::{Access, DeviceInfo, MappedDevice, View};
 pub use outcome::{

@@ -115,7 +115,9 @@ pub struct Outcome {
     pub sense: Option<Sense>,
     /// Bytes asked for.
     pub requested: usize,
-    /// Bytes not transferred (`resid`), never more than `requested`.
+    /// Bytes not transferred as the kernel reported them (`resid`), never
+    /// more than `requested`. Only meaningful for a command that succeeded:
+    /// see [`transferred`](Self::transferred).
     pub resid: usize,
     /// Time the command took, as the driver measured it (millisecond resolution).
     pub duration: Duration,
@@ -128,9 +130,17 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// Bytes the device really transferred.
+    /// Bytes the device really transferred: `requested - resid` when the
+    /// command succeeded, and 0 when it failed ([`failure_kind`](Self::failure_kind)
+    /// is not `None`). A failed command's residual says nothing reliable (the
+    /// kernel reports 0 for a timeout or an ILLEGAL REQUEST), so sgmap never
+    /// counts bytes a failed command may or may not have moved.
     pub fn transferred(&self) -> usize {
-        self.requested - self.resid
+        if self.failure_kind().is_some() {
+            0
+        } else {
+            self.requested - self.resid
+        }
     }
 
     /// True when status, host and driver all say GOOD (a RECOVERED ERROR

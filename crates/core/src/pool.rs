@@ -235,6 +235,19 @@ impl Pool {
         Some(Lease { pool: self, slot })
     }
 
+    /// Buffer `index` to fill and submit, or `None` when it is in flight,
+    /// holds a completion not yet handed out or dropped, or does not exist.
+    /// [`lease`](Self::lease) picks a free buffer itself.
+    pub fn lease_at(&mut self, index: usize) -> Option<Lease<'_>> {
+        if !self.free.contains(&index) {
+            return None;
+        }
+        Some(Lease {
+            pool: self,
+            slot: index,
+        })
+    }
+
     fn submit_in(&mut self, i: usize, cmd: &Command, dir: Direction, len: usize) -> Result<Ticket> {
         let name = command_name(cmd.cdb());
         let slot = &mut self.slots[i];

@@ -304,15 +304,10 @@ impl Plan {
     fn check(&self, out: &Outcome) -> Result<()> {
         out.clone().check(&self.path)?;
         if out.resid != 0 {
-            return Err(self.invalid(
-                out.command_name(),
-                format!(
-                    "short transfer: {} of {} bytes moved (resid {}); the device stopped early",
-                    out.transferred(),
-                    out.requested,
-                    out.resid
-                ),
-            ));
+            return Err(Error::ShortTransfer {
+                device: self.path.clone(),
+                outcome: Box::new(out.clone()),
+            });
         }
         Ok(())
     }

@@ -1,5 +1,7 @@
 //! Shared helpers of the in-kernel tests.
 
+use std::time::{Duration, Instant};
+
 use sgmap::{BlockIo, Device, DirectBuf, MappedDevice};
 use sgmap_testkit::{ensure, pattern, Ctx, Failed};
 
@@ -109,4 +111,18 @@ pub(crate) fn same(got: &[u8], want: &[u8], what: &str) -> Result<(), Failed> {
         .into()),
         None => Ok(()),
     }
+}
+
+/// How many of the requests whose `write()` began at `submitted` cannot have
+/// completed by `asked` with `latency` per command. scsi_debug completes a
+/// command no sooner than `latency` after it reached the device, which is
+/// after its `write()` began, and timers never fire early: so a request
+/// submitted less than `latency` before `asked` is still unfinished then,
+/// however slowly the machine ran. A busy host only lowers this count; it
+/// never makes it wrong.
+pub(crate) fn surely_unfinished(submitted: &[Instant], asked: Instant, latency: Duration) -> usize {
+    submitted
+        .iter()
+        .filter(|&&t| asked.saturating_duration_since(t) < latency)
+        .count()
 }

@@ -75,7 +75,7 @@ fn medium_error(ctx: &Ctx) -> Result<(), Failed> {
         Some(MEDIUM_ERR_LBA),
         "information field = failing LBA",
     )?;
-    let text = err.to_string();
+    let text = err.report().to_string();
     ensure(
         text.contains(&ctx.device.display().to_string()) && text.contains("READ(10)"),
         text.clone(),
@@ -133,7 +133,8 @@ fn short_read(ctx: &Ctx) -> Result<(), Failed> {
         .read_blocks(420_000, &mut buf, BlockIo::indirect())
         .err()
         .ok_or("short read accepted")?;
-    ensure(err.to_string().contains("short transfer"), err.to_string())?;
+    let text = err.report().to_string();
+    ensure(text.contains("short transfer"), text)?;
     drop(fault);
     still_usable(ctx, 420_000, &want)
 }

@@ -11,6 +11,7 @@ mod modes;
 mod open;
 mod pool;
 mod queue;
+mod results;
 mod stream;
 mod threads;
 
@@ -22,6 +23,7 @@ fn main() -> std::process::ExitCode {
     tests.extend(mmap::TESTS);
     tests.extend(modes::TESTS);
     tests.extend(faults::TESTS);
+    tests.extend(results::TESTS);
     tests.extend(matrix::TESTS);
     tests.extend(queue::TESTS);
     tests.extend(pool::TESTS);
