@@ -855,8 +855,9 @@ typedef struct sgmap_queue_stats {
 #define SGMAP_FALLBACK_ALLOW_DIO_OFF 1
 
 /**
- * The buffer's address or length is not aligned as the queue requires
- * (page alignment is always enough: see `sgmap_direct_buffer_alloc`).
+ * The buffer's address or length is not a multiple of the device queue's
+ * DMA alignment (often 4 bytes; a buffer from `sgmap_direct_buffer_alloc`
+ * of whole blocks always meets it).
  */
 #define SGMAP_FALLBACK_MISALIGNED 2
 

@@ -46,8 +46,9 @@ pub const SGMAP_FALLBACK_NONE: sgmap_fallback = 0;
 /// The sg driver's allow_dio parameter is 0
 /// (/sys/module/sg/parameters/allow_dio).
 pub const SGMAP_FALLBACK_ALLOW_DIO_OFF: sgmap_fallback = 1;
-/// The buffer's address or length is not aligned as the queue requires
-/// (page alignment is always enough: see `sgmap_direct_buffer_alloc`).
+/// The buffer's address or length is not a multiple of the device queue's
+/// DMA alignment (often 4 bytes; a buffer from `sgmap_direct_buffer_alloc`
+/// of whole blocks always meets it).
 pub const SGMAP_FALLBACK_MISALIGNED: sgmap_fallback = 2;
 /// The kernel did not say why.
 pub const SGMAP_FALLBACK_UNKNOWN: sgmap_fallback = 3;
@@ -451,22 +452,19 @@ pub extern "C" fn sgmap_mode_name(mode: sgmap_mode) -> *const c_char {
 #[no_mangle]
 pub extern "C" fn sgmap_fallback_text(fallback: sgmap_fallback) -> *const c_char {
     guard_value(c"unknown".as_ptr(), || {
-        static TEXTS: OnceLock<Vec<CString>> = OnceLock::new();
-        let texts = TEXTS.get_or_init(|| {
-            [
-                Fallback::AllowDioOff,
-                Fallback::Misaligned,
-                Fallback::Unknown,
-            ]
-            .iter()
-            .map(|f| CString::new(f.to_string()).unwrap_or_default())
-            .collect()
-        });
+        // The C texts: the Rust ones name Rust items.
+        const TEXTS: [&std::ffi::CStr; 3] = [
+            c"allow_dio is off (echo 1 > /sys/module/sg/parameters/allow_dio)",
+            c"the buffer's address or length is not a multiple of the device queue's DMA \
+              alignment (often 4 bytes; a buffer from sgmap_direct_buffer_alloc of whole blocks \
+              always meets it)",
+            c"the kernel chose indirect IO",
+        ];
         match fallback {
             SGMAP_FALLBACK_NONE => c"".as_ptr(),
             n => usize::try_from(n - 1)
                 .ok()
-                .and_then(|i| texts.get(i))
+                .and_then(|i| TEXTS.get(i))
                 .map_or(c"unknown".as_ptr(), |t| t.as_ptr()),
         }
     })

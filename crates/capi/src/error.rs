@@ -449,4 +449,95 @@ mod tests {
         let unknown = unsafe { std::ffi::CStr::from_ptr(sgmap_result_name(9999)) };
         assert_eq!(unknown.to_str().unwrap(), "SGMAP_UNKNOWN_RESULT");
     }
+
+    /// Rust names a C programmer cannot act on: C messages say the C
+    /// function instead, or what to do in words.
+    const RUST_NAMES: [&str; 12] = [
+        "DirectBuf",
+        "reserved_size()",
+        "Split::",
+        "Access::",
+        "MappedDevice",
+        "BlockIo",
+        "Device::",
+        "a Queue",
+        "a Pool",
+        "Capacity::",
+        "::",
+        "`sgmap list`",
+    ];
+
+    fn no_rust_names(text: &str) {
+        for name in RUST_NAMES {
+            assert!(!text.contains(name), "C text names {name:?}: {text}");
+        }
+    }
+
+    #[test]
+    fn c_messages_and_texts_name_no_rust_items() {
+        use nix::errno::Errno;
+        let mut texts = Vec::new();
+        for errno in [
+            Errno::EDOM,
+            Errno::EBUSY,
+            Errno::ENOMEM,
+            Errno::EINVAL,
+            Errno::EMSGSIZE,
+            Errno::ENODEV,
+            Errno::ENXIO,
+            Errno::EPERM,
+            Errno::EINTR,
+            Errno::EFAULT,
+            Errno::EAGAIN,
+            Errno::ENOTTY,
+            Errno::EIO,
+        ] {
+            let e = sgmap::Error::Os {
+                device: "/dev/sg3".into(),
+                command: "READ(10)".into(),
+                errno,
+                kind: sgmap::OsErrorKind::from_errno(errno),
+            };
+            texts.push(Fail::from(e).message().to_string());
+        }
+        // Opening: a missing node, a node that is no sg device, a file.
+        let dir = std::env::temp_dir().join(format!("sgmap-capi-names-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("plain");
+        std::fs::write(&file, b"not a device").unwrap();
+        for path in [
+            dir.join("missing"),
+            file.clone(),
+            dir.clone(),
+            "/dev/null".into(),
+        ] {
+            let e = sgmap::Device::open(&path).unwrap_err();
+            texts.push(Fail::from(e).message().to_string());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+        for f in 1..=3 {
+            // SAFETY: the texts are static NUL-terminated strings.
+            let t = unsafe { std::ffi::CStr::from_ptr(crate::command::sgmap_fallback_text(f)) };
+            texts.push(t.to_str().unwrap().to_string());
+        }
+        for t in &texts {
+            no_rust_names(t);
+        }
+        // Where a C function is the answer, the text names it.
+        // SAFETY: as above.
+        let misaligned = unsafe {
+            std::ffi::CStr::from_ptr(crate::command::sgmap_fallback_text(
+                crate::command::SGMAP_FALLBACK_MISALIGNED,
+            ))
+        };
+        let misaligned = misaligned.to_str().unwrap();
+        assert!(
+            misaligned.contains("sgmap_direct_buffer_alloc"),
+            "{misaligned}"
+        );
+        assert!(
+            !misaligned.contains("page-aligned"),
+            "the rule is the queue's alignment: {misaligned}"
+        );
+    }
 }

@@ -112,8 +112,8 @@ pub struct Device {
 fn open_hint(errno: Option<i32>) -> &'static str {
     match errno.map(Errno::from_raw) {
         Some(Errno::ENOENT) => {
-            "no such node: list sg devices with `sgmap list` (or /sys/class/scsi_generic); \
-             the sg module may not be loaded (modprobe sg)"
+            "no such node: /sys/class/scsi_generic lists the sg devices there are; the sg module \
+             may not be loaded (modprobe sg)"
         }
         Some(Errno::EACCES) | Some(Errno::EPERM) => {
             "permission denied: sg nodes are usually root:disk mode 0660; run as root, join the \
@@ -154,10 +154,21 @@ impl Device {
             .write(!opts.read_only)
             .custom_flags(flags)
             .open(path)
-            .map_err(|source| Error::Open {
-                path: path.to_path_buf(),
-                hint: open_hint(source.raw_os_error()),
-                source,
+            .map_err(|source| {
+                // What the path is decides first: a regular file on a
+                // read-only file system fails with EROFS, a directory with
+                // EISDIR, and neither is a reason to retry read-only.
+                if let Some(not_sg) = std::fs::metadata(path)
+                    .ok()
+                    .and_then(|m| not_a_device(path, m.file_type()))
+                {
+                    return not_sg;
+                }
+                Error::Open {
+                    path: path.to_path_buf(),
+                    hint: open_hint(source.raw_os_error()),
+                    source,
+                }
             })?;
         let meta = file.metadata().map_err(|source| Error::Open {
             path: path.to_path_buf(),
@@ -165,22 +176,13 @@ impl Device {
             source,
         })?;
         let ft = meta.file_type();
+        if let Some(not_sg) = not_a_device(path, ft) {
+            return Err(not_sg);
+        }
         let kind = if ft.is_char_device() {
             NodeKind::Sg
-        } else if ft.is_block_device() {
-            NodeKind::Block
         } else {
-            let what = if ft.is_dir() {
-                "a directory"
-            } else if ft.is_file() {
-                "a regular file"
-            } else {
-                "not a device node"
-            };
-            return Err(Error::NotSg {
-                path: path.to_path_buf(),
-                reason: format!("it is {what}; use a /dev/sgN node (see `sgmap list`)"),
-            });
+            NodeKind::Block
         };
         let fd = Fd::new(OwnedFd::from(file), path.to_path_buf());
         let version = match fd.get_int("SG_GET_VERSION_NUM", sys::ioctl::sg_get_version_num) {
@@ -313,6 +315,18 @@ impl Device {
             .get_or_init(|| probe_max_transfer(self.path(), self.kind).unwrap_or(64 * 1024))
     }
 
+    /// The alignment, in bytes, that direct IO needs of a buffer's address
+    /// and length on this device: the kernel does direct IO only when both
+    /// are multiples of the queue's `dma_alignment` + 1 (`blk_rq_aligned`),
+    /// and quietly does indirect IO otherwise. Read from sysfs when a block
+    /// device sits on the same SCSI device; else the SCSI midlayer's default
+    /// for this architecture (4 bytes on x86); `None` when unknown. A
+    /// page-aligned [`DirectBuf`](crate::DirectBuf) of whole blocks always
+    /// meets it.
+    pub fn dma_alignment(&self) -> Option<usize> {
+        self.fd.dma_alignment()
+    }
+
     /// Runs `cmd` with `data` through the caller's buffer: indirect IO, or
     /// direct IO when [`Command::direct`] asked for it (the outcome says which
     /// really happened). Never retries; a SCSI failure is in the outcome
@@ -340,6 +354,25 @@ impl AsFd for Device {
     }
 }
 
+/// The error for a path that is no device node at all (a regular file, a
+/// directory, a FIFO, a socket); `None` for character and block devices.
+fn not_a_device(path: &Path, ft: std::fs::FileType) -> Option<Error> {
+    if ft.is_char_device() || ft.is_block_device() {
+        return None;
+    }
+    let what = if ft.is_dir() {
+        "a directory"
+    } else if ft.is_file() {
+        "a regular file"
+    } else {
+        "not a device node"
+    };
+    Some(Error::NotSg {
+        path: path.to_path_buf(),
+        reason: format!("it is {what}; use a /dev/sgN node (/sys/class/scsi_generic lists them)"),
+    })
+}
+
 /// Says what a node that rejected SG_GET_VERSION_NUM is.
 fn not_sg_reason(rdev: u64, kind: NodeKind) -> String {
     let (major, minor) = (libc::major(rdev), libc::minor(rdev));
@@ -356,7 +389,7 @@ fn not_sg_reason(rdev: u64, kind: NodeKind) -> String {
     } else {
         format!(
             "this {class} device ({major}:{minor}) does not accept sg ioctls; use a /dev/sgN node \
-             (see `sgmap list` or /sys/class/scsi_generic)"
+             (/sys/class/scsi_generic lists them)"
         )
     }
 }

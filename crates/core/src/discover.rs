@@ -282,6 +282,26 @@ pub fn max_hw_sectors_kb_in(sysfs_root: &Path, name: &str) -> Option<u32> {
     read_number(&queue_dir(sysfs_root, name)?.join("max_hw_sectors_kb"))
 }
 
+/// The alignment, in bytes, that direct IO needs of a buffer's address and
+/// length on the block queue of `name` (an sg name or a block device name):
+/// the queue's `dma_alignment` mask plus one.
+///
+/// See [`dma_alignment_in`].
+pub fn dma_alignment(name: &str) -> Option<usize> {
+    dma_alignment_in(Path::new(SYSFS_ROOT), name)
+}
+
+/// The direct-IO alignment of the block queue under `<sysfs_root>`, found as
+/// in [`max_sectors_kb_in`]: `queue/dma_alignment` (a mask, e.g. 3 or 511)
+/// plus one. The kernel does direct IO only when the buffer's address and
+/// length are both multiples of it (`blk_rq_aligned`). `None` when there is
+/// no block device (the queue of an sg-only device has no sysfs folder) or
+/// the attribute is missing.
+pub fn dma_alignment_in(sysfs_root: &Path, name: &str) -> Option<usize> {
+    let mask: usize = read_number(&queue_dir(sysfs_root, name)?.join("dma_alignment"))?;
+    mask.checked_add(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -537,6 +557,26 @@ mod tests {
             assert_eq!(max_sectors_kb_in(&fs.root, bad), None, "{bad:?}");
             assert_eq!(max_hw_sectors_kb_in(&fs.root, bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn dma_alignment_is_the_queue_mask_plus_one() {
+        let fs = FakeSysfs::new("dma");
+        let queue = fs.add(
+            "sg0",
+            "0:0:0:0",
+            SCSI_DEBUG,
+            Block::Current("sda", 1280, 32767),
+        );
+        fs.add("sg1", "1:0:0:0", SCSI_DEBUG, Block::None);
+        assert_eq!(dma_alignment_in(&fs.root, "sg0"), None, "no attribute yet");
+        fs::write(queue.join("block/sda/queue/dma_alignment"), "3\n").unwrap();
+        assert_eq!(dma_alignment_in(&fs.root, "sg0"), Some(4));
+        assert_eq!(dma_alignment_in(&fs.root, "sda"), Some(4));
+        fs::write(queue.join("block/sda/queue/dma_alignment"), "511\n").unwrap();
+        assert_eq!(dma_alignment_in(&fs.root, "sg0"), Some(512));
+        assert_eq!(dma_alignment_in(&fs.root, "sg1"), None, "an sg-only device");
+        assert_eq!(dma_alignment_in(&fs.root, "../sda"), None);
     }
 
     #[test]

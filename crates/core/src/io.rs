@@ -22,11 +22,25 @@ pub(crate) const SENSE_LEN: usize = 252;
 pub(crate) struct Fd {
     fd: OwnedFd,
     path: PathBuf,
+    /// The queue's direct-IO alignment, looked up on first need.
+    dma_alignment: std::sync::OnceLock<Option<usize>>,
 }
 
 impl Fd {
     pub(crate) fn new(fd: OwnedFd, path: PathBuf) -> Self {
-        Self { fd, path }
+        Self {
+            fd,
+            path,
+            dma_alignment: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The alignment direct IO needs of a buffer's address and length on
+    /// this node's queue (see [`queue_dma_alignment`]). Cached.
+    pub(crate) fn dma_alignment(&self) -> Option<usize> {
+        *self
+            .dma_alignment
+            .get_or_init(|| queue_dma_alignment(self.fd.as_fd()))
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -122,7 +136,9 @@ impl Fd {
         // contract (or null for mmap IO and no-data commands).
         unsafe { sys::ioctl::sg_io(self.fd.as_raw_fd(), &mut hdr) }
             .map_err(|e| self.os_error(crate::outcome::command_name(cmd.cdb()), e))?;
-        Ok(finish(&hdr, *cmd.cdb(), &sense, mode, data, len))
+        Ok(finish(&hdr, *cmd.cdb(), &sense, mode, data, len, || {
+            self.dma_alignment()
+        }))
     }
 }
 
@@ -178,7 +194,8 @@ pub(crate) fn prepare(
     Ok(hdr)
 }
 
-/// Builds the [`Outcome`] from a completed header.
+/// Builds the [`Outcome`] from a completed header. `alignment` gives the
+/// queue's direct-IO alignment, asked only to explain a fallback.
 pub(crate) fn finish(
     hdr: &sys::sg_io_hdr,
     cdb: Cdb,
@@ -186,6 +203,7 @@ pub(crate) fn finish(
     requested_mode: Mode,
     data: *const u8,
     len: usize,
+    alignment: impl FnOnce() -> Option<usize>,
 ) -> Outcome {
     let requested = hdr.dxfer_len as usize;
     let resid = usize::try_from(hdr.resid).unwrap_or(0).min(requested);
@@ -202,7 +220,7 @@ pub(crate) fn finish(
         }
     };
     let fallback = (requested_mode == Mode::Direct && mode == Mode::Indirect)
-        .then(|| fallback_reason(data, len));
+        .then(|| fallback_reason(data, len, alignment()));
     Outcome {
         cdb,
         status: hdr.status,
@@ -223,15 +241,54 @@ pub(crate) fn finish(
     }
 }
 
-/// Why the kernel did indirect IO when direct was asked for.
-fn fallback_reason(data: *const u8, len: usize) -> Fallback {
+/// Why the kernel did indirect IO when direct was asked for. The kernel's
+/// rule (`blk_rq_aligned`) is the queue's DMA alignment, for the address and
+/// the length alike; when it is unknown, page alignment of the address and
+/// 512-byte multiples of the length are taken as the rule.
+fn fallback_reason(data: *const u8, len: usize, alignment: Option<usize>) -> Fallback {
     if allow_dio_now() == Some(false) {
-        Fallback::AllowDioOff
-    } else if (data as usize) % page_size() != 0 || len % 512 != 0 {
+        return Fallback::AllowDioOff;
+    }
+    let misaligned = match alignment {
+        Some(a) if a > 0 => (data as usize) % a != 0 || len % a != 0,
+        _ => (data as usize) % page_size() != 0 || len % 512 != 0,
+    };
+    if misaligned {
         Fallback::Misaligned
     } else {
         Fallback::Unknown
     }
+}
+
+/// The direct-IO alignment of the queue behind an sg or block node: its
+/// `dma_alignment` from sysfs when a block device sits on it, else the SCSI
+/// midlayer's default (`max(4, dma_get_cache_alignment())` in
+/// `scsi_init_limits`, which is 4 on x86, where DMA needs no cache-line
+/// alignment); `None` elsewhere, when unknown.
+fn queue_dma_alignment(fd: BorrowedFd<'_>) -> Option<usize> {
+    let midlayer_default = if cfg!(any(target_arch = "x86", target_arch = "x86_64")) {
+        Some(4)
+    } else {
+        None
+    };
+    let Ok(st) = nix::sys::stat::fstat(fd.as_raw_fd()) else {
+        return midlayer_default;
+    };
+    let class = match st.st_mode & libc::S_IFMT {
+        libc::S_IFCHR => "char",
+        libc::S_IFBLK => "block",
+        _ => return None,
+    };
+    let (major, minor) = (libc::major(st.st_rdev), libc::minor(st.st_rdev));
+    let node = Path::new(crate::discover::SYSFS_ROOT)
+        .join("dev")
+        .join(class)
+        .join(format!("{major}:{minor}"));
+    std::fs::read_link(node)
+        .ok()
+        .and_then(|l| l.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .and_then(|name| crate::discover::dma_alignment(&name))
+        .or(midlayer_default)
 }
 
 /// The sg driver's `allow_dio` as it is now. Asked after every direct

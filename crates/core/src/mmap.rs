@@ -172,7 +172,7 @@ impl Device {
         if access == Access::ReadWrite && self.is_read_only() {
             return Err(self.fd().invalid(
                 "mmap",
-                "a device opened read-only can only be mapped with Access::ReadOnly",
+                "a device opened read-only can only be mapped read-only; open it read-write to map it for writing",
             ));
         }
         let granted = self.set_reserved_size(bytes.max(1))?;

@@ -79,8 +79,10 @@ pub enum Fallback {
     /// The sg driver's `allow_dio` parameter is 0
     /// (`/sys/module/sg/parameters/allow_dio`).
     AllowDioOff = 1,
-    /// The buffer's address or length is not aligned as the queue requires
-    /// (page alignment is always enough).
+    /// The buffer's address or length is not a multiple of the queue's DMA
+    /// alignment ([`Device::dma_alignment`](crate::Device::dma_alignment),
+    /// often 4 bytes; a page-aligned [`DirectBuf`](crate::DirectBuf) always
+    /// meets it).
     Misaligned = 2,
     /// The kernel did not say why (direction unknown, iovec, a host limit).
     Unknown = 3,
@@ -92,7 +94,10 @@ impl fmt::Display for Fallback {
             Fallback::AllowDioOff => {
                 "allow_dio is off (echo 1 > /sys/module/sg/parameters/allow_dio)"
             }
-            Fallback::Misaligned => "the buffer is not page-aligned (use DirectBuf)",
+            Fallback::Misaligned => {
+                "the buffer's address or length is not a multiple of the device queue's DMA \
+                 alignment (see Device::dma_alignment; a DirectBuf always meets it)"
+            }
             Fallback::Unknown => "the kernel chose indirect IO",
         })
     }

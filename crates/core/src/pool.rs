@@ -256,7 +256,7 @@ impl Pool {
         if cmd.wants_direct() {
             return Err(fd.invalid(
                 name,
-                "mmap-ed IO cannot also be direct IO; submit direct IO through a Queue",
+                "mmap-ed IO cannot also be direct IO; send direct IO on another fd, through a queue",
             ));
         }
         if len > room {
@@ -347,6 +347,8 @@ impl Pool {
             mode,
             std::ptr::null(),
             flight.len,
+            // mmap-ed IO never falls back to indirect.
+            || None,
         );
         self.slots[i].state = State::Done(flight, Box::new(outcome));
         Ok(())

@@ -560,7 +560,10 @@ impl Queue {
         };
         self.free.push(i);
         let (len, ptr) = (slot.data.len(), slot.data.as_mut_ptr());
-        let outcome = finish(hdr, slot.cdb, &self.sense[i], slot.mode, ptr, len);
+        let fd = self.dev.fd();
+        let outcome = finish(hdr, slot.cdb, &self.sense[i], slot.mode, ptr, len, || {
+            fd.dma_alignment()
+        });
         Ok(Completion {
             ticket: slot.ticket,
             outcome,

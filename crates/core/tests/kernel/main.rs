@@ -13,6 +13,7 @@ mod pool;
 mod queue;
 mod results;
 mod stream;
+mod texts;
 mod threads;
 
 use sgmap_testkit::KernelTest;
@@ -24,6 +25,7 @@ fn main() -> std::process::ExitCode {
     tests.extend(modes::TESTS);
     tests.extend(faults::TESTS);
     tests.extend(results::TESTS);
+    tests.extend(texts::TESTS);
     tests.extend(matrix::TESTS);
     tests.extend(queue::TESTS);
     tests.extend(pool::TESTS);

@@ -6,7 +6,7 @@ use sgmap_testkit::{ensure, ensure_eq, Ctx, Failed, KernelTest, Knob};
 
 use crate::common::{data, open, read_with, same, write_with, WAYS};
 
-pub(crate) const TESTS: [KernelTest; 5] = [
+pub(crate) const TESTS: [KernelTest; 6] = [
     KernelTest::scsi_debug(
         "integrity_nine_mode_pairs_at_4k_64k_and_granted_max",
         nine_pairs,
@@ -18,6 +18,10 @@ pub(crate) const TESTS: [KernelTest; 5] = [
     KernelTest::scsi_debug(
         "direct_io_misaligned_reports_fallback_and_data_is_right",
         misaligned,
+    ),
+    KernelTest::scsi_debug(
+        "direct_io_rule_is_the_queues_dma_alignment_not_a_page",
+        dma_alignment_rule,
     ),
     KernelTest::scsi_debug("outcome_reports_mode_duration_and_resid", outcome_fields),
     KernelTest::scsi_debug(
@@ -77,6 +81,59 @@ fn misaligned(ctx: &Ctx) -> Result<(), Failed> {
     ensure_eq(t.mode, Mode::Indirect, "misaligned direct IO ran indirect")?;
     ensure_eq(t.fallback, Some(Fallback::Misaligned), "fallback reason")?;
     same(buf, &want, "misaligned read data")
+}
+
+/// Direct IO needs the queue's DMA alignment, not a page: buffers a few
+/// bytes past a page boundary really do direct IO, and the fallback reason
+/// for one that is not aligned says so.
+fn dma_alignment_rule(ctx: &Ctx) -> Result<(), Failed> {
+    let dev = open(ctx)?;
+    let block = dev.block_size()? as usize;
+    let lba = 205_000 * 512 / block as u64;
+    let len = 4 * block;
+    let want = data(22, lba, block, len);
+    dev.write_blocks(lba, &want, BlockIo::indirect())?;
+    let align = dev
+        .dma_alignment()
+        .ok_or("no DMA alignment known for the test bed's queue")?;
+    ensure(
+        align.is_power_of_two() && align < 4096,
+        format!("DMA alignment {align}"),
+    )?;
+    let mut backing = DirectBuf::new(len + 4096);
+    for offset in [align, 2 * align, 8usize.max(align)] {
+        let buf = &mut backing[offset..offset + len];
+        buf.fill(0);
+        let t = dev.read_blocks(lba, buf, BlockIo::direct())?;
+        ensure_eq(
+            (t.mode, t.fallback),
+            (Mode::Direct, None),
+            format!("a buffer {offset} bytes past a page ({align}-byte alignment)"),
+        )?;
+        same(buf, &want, &format!("direct read at +{offset}"))?;
+    }
+    if align > 1 {
+        let buf = &mut backing[1..1 + len];
+        let t = dev.read_blocks(lba, buf, BlockIo::direct())?;
+        ensure_eq(
+            (t.mode, t.fallback),
+            (Mode::Indirect, Some(Fallback::Misaligned)),
+            "a buffer 1 byte past a page",
+        )?;
+        same(buf, &want, "indirect read at +1")?;
+    }
+    // The length follows the same rule: 96 bytes of INQUIRY, direct.
+    let mut inq = DirectBuf::new(96);
+    let out = dev.execute(
+        &Command::new(Cdb::inquiry(96)).direct(),
+        Data::FromDevice(&mut inq),
+    )?;
+    ensure_eq(out.mode, Mode::Direct, "a 96-byte direct INQUIRY")?;
+    let text = Fallback::Misaligned.to_string();
+    ensure(
+        !text.contains("page-aligned") && text.contains("DMA alignment"),
+        format!("the fallback text states the kernel's rule: {text}"),
+    )
 }
 
 fn outcome_fields(ctx: &Ctx) -> Result<(), Failed> {

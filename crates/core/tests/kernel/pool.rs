@@ -370,7 +370,7 @@ fn no_ebusy(ctx: &Ctx) -> Result<(), Failed> {
         Direction::FromDevice,
         8 * block,
     ) {
-        Err(Error::InvalidRequest { reason, .. }) => ensure(reason.contains("Queue"), reason)?,
+        Err(Error::InvalidRequest { reason, .. }) => ensure(reason.contains("queue"), reason)?,
         other => return Err(format!("direct IO on a pool fd: {other:?}").into()),
     }
     // ...so pool and queue, busy side by side on one device, never collide.
