@@ -184,6 +184,14 @@ impl Device {
         } else {
             NodeKind::Block
         };
+        if kind == NodeKind::Sg && libc::major(meta.rdev()) != sys::SCSI_GENERIC_MAJOR {
+            // bsg, for one, answers SG_GET_VERSION_NUM but takes neither the
+            // v3 header nor write()/read(): only the sg driver's nodes are sg.
+            return Err(Error::NotSg {
+                path: path.to_path_buf(),
+                reason: not_sg_reason(meta.rdev(), kind),
+            });
+        }
         let fd = Fd::new(OwnedFd::from(file), path.to_path_buf());
         let version = match fd.get_int("SG_GET_VERSION_NUM", sys::ioctl::sg_get_version_num) {
             Ok(v) => v,
@@ -382,13 +390,19 @@ fn not_sg_reason(rdev: u64, kind: NodeKind) -> String {
         "block"
     };
     let link = std::fs::read_link(format!("/sys/dev/{class}/{major}:{minor}")).unwrap_or_default();
-    if link.to_string_lossy().contains("nvme") {
+    let link = link.to_string_lossy();
+    if link.contains("nvme") {
         "it is an NVMe device, which does not speak SCSI generic; use NVMe passthrough \
          (e.g. nvme-cli), or a /dev/sgN node of a SCSI device"
             .into()
+    } else if link.contains("/bsg/") {
+        format!(
+            "it is a bsg node ({major}:{minor}), which takes SCSI commands in another format; use \
+             the /dev/sgN node of the same device (/sys/class/scsi_generic lists them)"
+        )
     } else {
         format!(
-            "this {class} device ({major}:{minor}) does not accept sg ioctls; use a /dev/sgN node \
+            "this {class} device ({major}:{minor}) is not an sg node; use a /dev/sgN node \
              (/sys/class/scsi_generic lists them)"
         )
     }

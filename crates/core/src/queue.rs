@@ -36,7 +36,7 @@ use sgmap_sys as sys;
 use crate::buffer::DirectBuf;
 use crate::cdb::Cdb;
 use crate::command::{Command, Direction};
-use crate::device::{Device, RequestState};
+use crate::device::{Device, NodeKind, RequestState};
 use crate::error::{Error, Result, ScsiError};
 use crate::io::{finish, prepare, SENSE_LEN};
 use crate::outcome::{command_name, Mode, Outcome};
@@ -348,7 +348,21 @@ impl Queue {
     /// Makes a queue of an open device: turns `SG_SET_FORCE_PACK_ID` on and
     /// clears `O_NONBLOCK` (the queue waits with blocking `read()`s and
     /// `poll()`).
+    ///
+    /// Only a `/dev/sgN` node ([`NodeKind::Sg`]) takes the driver's
+    /// `write()`/`read()` interface: on a block device a `write()` of a
+    /// header would be data for the medium. Any other node is refused with
+    /// [`Error::NotSg`] before anything is done to it.
     pub fn new(dev: Device) -> Result<Queue> {
+        if dev.kind() != NodeKind::Sg {
+            return Err(Error::NotSg {
+                path: dev.path().to_path_buf(),
+                reason: "a queue submits with write(2), which on a block device writes to the \
+                         medium; use the /dev/sgN node of the same device (/sys/class/scsi_generic \
+                         lists them)"
+                    .into(),
+            });
+        }
         let fd = dev.fd();
         fd.set_int("SG_SET_FORCE_PACK_ID", sys::ioctl::sg_set_force_pack_id, 1)?;
         let flags = nix::fcntl::fcntl(fd.as_fd().as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL)

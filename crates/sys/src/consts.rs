@@ -129,5 +129,11 @@ pub const SG_DEF_FORCE_PACK_ID: c_int = 0;
 pub const SG_DEF_KEEP_ORPHAN: c_int = 0;
 /// Driver version from which `SG_FLAG_MMAP_IO` is supported (3.1.22).
 pub const SG_MMAP_MIN_VERSION: c_int = 30122;
+
+/// The character-device major number of the sg driver's nodes
+/// (`SCSI_GENERIC_MAJOR` in `<linux/major.h>`): `/dev/sgN` is 21:N. Other
+/// character devices may answer some sg ioctls (bsg answers
+/// `SG_GET_VERSION_NUM`) without being the sg driver.
+pub const SCSI_GENERIC_MAJOR: u32 = 21;
 /// `dxfer_len` at or above this gives EINVAL (256 MiB).
 pub const SG_MAX_DXFER_LEN: u32 = 256 * 1024 * 1024;

@@ -5,6 +5,7 @@
 mod access;
 mod common;
 mod faults;
+mod hardening;
 mod matrix;
 mod mmap;
 mod modes;
@@ -26,6 +27,7 @@ fn main() -> std::process::ExitCode {
     tests.extend(faults::TESTS);
     tests.extend(results::TESTS);
     tests.extend(texts::TESTS);
+    tests.extend(hardening::TESTS);
     tests.extend(matrix::TESTS);
     tests.extend(queue::TESTS);
     tests.extend(pool::TESTS);
