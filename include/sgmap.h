@@ -90,6 +90,13 @@
 #define SGMAP_REQUEST_DONE 2
 
 /**
+ * A request done whose response a read(2) is returning right now: the
+ * kernel is still writing its sense and data buffers
+ * (`sgmap_request_info.state`).
+ */
+#define SGMAP_REQUEST_BEING_READ 3
+
+/**
  * `sgmap_device_reset`: reset the logical unit.
  */
 #define SGMAP_RESET_DEVICE 1
@@ -514,7 +521,9 @@ typedef struct sgmap_scsi_id {
  */
 typedef struct sgmap_request_info {
     /**
-     * `SGMAP_REQUEST_IN_FLIGHT` or `SGMAP_REQUEST_DONE`.
+     * `SGMAP_REQUEST_IN_FLIGHT`, `SGMAP_REQUEST_DONE` or
+     * `SGMAP_REQUEST_BEING_READ`; another value from a newer library means
+     * the request is still the driver's.
      */
     uint32_t state;
     /**

@@ -736,12 +736,18 @@ pub unsafe extern "C" fn sgmap_device_num_waiting(
 pub const SGMAP_REQUEST_IN_FLIGHT: u32 = 1;
 /// A request done, waiting to be collected (`sgmap_request_info.state`).
 pub const SGMAP_REQUEST_DONE: u32 = 2;
+/// A request done whose response a read(2) is returning right now: the
+/// kernel is still writing its sense and data buffers
+/// (`sgmap_request_info.state`).
+pub const SGMAP_REQUEST_BEING_READ: u32 = 3;
 
 /// One active request of an fd, as the driver reports it.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct sgmap_request_info {
-    /// `SGMAP_REQUEST_IN_FLIGHT` or `SGMAP_REQUEST_DONE`.
+    /// `SGMAP_REQUEST_IN_FLIGHT`, `SGMAP_REQUEST_DONE` or
+    /// `SGMAP_REQUEST_BEING_READ`; another value from a newer library means
+    /// the request is still the driver's.
     pub state: u32,
     /// The request's pack_id.
     pub pack_id: i32,
@@ -783,6 +789,8 @@ pub unsafe extern "C" fn sgmap_device_requests(
                 state: match r.state {
                     sgmap::RequestState::InFlight => SGMAP_REQUEST_IN_FLIGHT,
                     sgmap::RequestState::Done => SGMAP_REQUEST_DONE,
+                    sgmap::RequestState::BeingRead => SGMAP_REQUEST_BEING_READ,
+                    _ => SGMAP_REQUEST_IN_FLIGHT,
                 },
                 pack_id: r.pack_id,
                 orphan: r.orphan,

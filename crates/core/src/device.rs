@@ -431,19 +431,26 @@ fn probe_max_transfer(path: &Path, kind: NodeKind) -> Option<usize> {
     (got > 0).then_some(got as usize)
 }
 
-/// The state of one of an fd's request slots (`SG_GET_REQUEST_TABLE`).
+/// The state of one of an fd's request slots (`SG_GET_REQUEST_TABLE`, whose
+/// `req_state` is 1, 2 or 3 for these).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RequestState {
     /// Submitted, in flight in the device.
     InFlight,
     /// Done, waiting to be collected with `read()`.
     Done,
+    /// Done, and a `read()` is returning it right now (the driver's
+    /// "being read" mark): the kernel is still writing the request's sense
+    /// and, for an indirect read, its data buffer, so the buffers must
+    /// stay valid until the request leaves the table.
+    BeingRead,
 }
 
 /// One active request of an fd, as the driver reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestInfo {
-    /// In flight or done.
+    /// In flight, done, or being read.
     pub state: RequestState,
     /// The request's `pack_id`.
     pub pack_id: i32,
@@ -455,28 +462,37 @@ pub struct RequestInfo {
     pub duration_ms: u32,
 }
 
+impl RequestInfo {
+    /// One entry of the driver's table; `None` for an unused slot. The
+    /// driver's `req_state` is its request's `done` + 1: 0 in flight, 1 done,
+    /// 2 being returned by a `read()` (`sg_fill_request_table` and
+    /// `sg_get_rq_mark` in `drivers/scsi/sg.c`).
+    pub(crate) fn from_raw(r: &sys::sg_req_info) -> Option<RequestInfo> {
+        let state = match r.req_state {
+            1 => RequestState::InFlight,
+            2 => RequestState::Done,
+            3 => RequestState::BeingRead,
+            _ => return None,
+        };
+        Some(RequestInfo {
+            state,
+            pack_id: r.pack_id,
+            orphan: r.orphan != 0,
+            sg_io_owned: r.sg_io_owned != 0,
+            duration_ms: r.duration,
+        })
+    }
+}
+
 impl Device {
     /// The fd's active requests (`SG_GET_REQUEST_TABLE`): how many commands
-    /// the driver itself holds for this fd right now.
+    /// the driver itself holds for this fd right now, in every state.
     pub fn requests(&self) -> Result<Vec<RequestInfo>> {
         Ok(self
             .fd
             .request_table()?
             .iter()
-            .filter_map(|r| {
-                let state = match r.req_state {
-                    1 => RequestState::InFlight,
-                    2 => RequestState::Done,
-                    _ => return None,
-                };
-                Some(RequestInfo {
-                    state,
-                    pack_id: r.pack_id,
-                    orphan: r.orphan != 0,
-                    sg_io_owned: r.sg_io_owned != 0,
-                    duration_ms: r.duration,
-                })
-            })
+            .filter_map(RequestInfo::from_raw)
             .collect())
     }
 
@@ -512,5 +528,29 @@ impl Device {
 impl std::os::fd::AsRawFd for Device {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.fd.as_fd().as_raw_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_request_state_of_the_driver_is_kept() {
+        let raw = |req_state| sys::sg_req_info {
+            req_state,
+            pack_id: 7,
+            ..Default::default()
+        };
+        assert_eq!(RequestInfo::from_raw(&raw(0)), None, "an unused slot");
+        let state = |s| RequestInfo::from_raw(&raw(s)).map(|r| r.state);
+        assert_eq!(state(1), Some(RequestState::InFlight));
+        assert_eq!(state(2), Some(RequestState::Done));
+        assert_eq!(
+            state(3),
+            Some(RequestState::BeingRead),
+            "a response being read still uses its buffers"
+        );
+        assert_eq!(RequestInfo::from_raw(&raw(3)).map(|r| r.pack_id), Some(7));
     }
 }

@@ -279,7 +279,7 @@ impl Pool {
         )
         .map_err(|r| fd.invalid(name, r))?;
         hdr.pack_id = (ticket.0 & i32::MAX as u64) as i32;
-        hdr.usr_ptr = ticket.0 as usize as *mut libc::c_void;
+        hdr.usr_ptr = ticket.tag();
         // SAFETY: the CDB lives in `cmd` across the call; the sense buffer is
         // the pool's slot `i`, kept until the pool is dropped (which reads
         // every response first); mmap-ed IO has no user data pointer, and the
@@ -325,7 +325,7 @@ impl Pool {
                 Err(e) => return Err(fd.os_error("read() of a completion", e)),
             }
         }
-        if hdr.usr_ptr as usize as u64 != flight.ticket.0 {
+        if !flight.ticket.is_tag(hdr.usr_ptr) {
             return Err(fd.invalid(
                 "read() of a completion",
                 format!(

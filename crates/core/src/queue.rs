@@ -58,6 +58,22 @@ impl Ticket {
     }
 }
 
+impl Ticket {
+    /// The `usr_ptr` a request with this ticket carries, checked when its
+    /// response comes back. Never NULL: an `SG_IO` header's `usr_ptr` is
+    /// usually NULL, so a NULL tag could not tell ticket 0 from an orphaned
+    /// `SG_IO` request with the same `pack_id`.
+    pub(crate) fn tag(self) -> *mut libc::c_void {
+        // Ticket n is tag n + 1; after 2^64 submissions the count wraps to 1.
+        (self.0 as usize).wrapping_add(1).max(1) as *mut libc::c_void
+    }
+
+    /// Whether a response's `usr_ptr` is this ticket's tag.
+    pub(crate) fn is_tag(self, usr_ptr: *mut libc::c_void) -> bool {
+        usr_ptr == self.tag()
+    }
+}
+
 impl fmt::Display for Ticket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "#{}", self.0)
@@ -475,7 +491,7 @@ impl Queue {
         };
         hdr.pack_id = i as i32;
         // Never dereferenced by the kernel: a cross-check on the way back.
-        hdr.usr_ptr = ticket.0 as usize as *mut libc::c_void;
+        hdr.usr_ptr = ticket.tag();
         loop {
             // SAFETY: the CDB lives in `cmd` across the call (the kernel copies
             // it during write()); the sense buffer is this queue's slot `i`,
@@ -560,7 +576,7 @@ impl Queue {
             self.slots
                 .get(i)
                 .and_then(Option::as_ref)
-                .is_some_and(|s| hdr.usr_ptr as usize as u64 == s.ticket.0)
+                .is_some_and(|s| s.ticket.is_tag(hdr.usr_ptr))
         });
         let Some((i, mut slot)) = ours.and_then(|i| Some((i, self.slots[i].take()?))) else {
             return Err(self.dev.fd().invalid(
@@ -661,8 +677,12 @@ impl Queue {
     /// Reads back every request still in flight, so that no buffer is freed
     /// while the kernel may write it. Bounded by the commands' timeouts.
     fn reap(&mut self) {
+        let mut waited_for_readers = 0u32;
         while self.in_flight() > 0 {
-            // The driver's own table says which of ours it still holds.
+            // The driver's own table says which of ours it still holds, in
+            // every state: a response another reader of the fd is taking
+            // right now ("being read") still has the kernel writing its
+            // sense and data into this queue's buffers.
             let held: Vec<(i32, RequestState)> = match self.dev.requests() {
                 Ok(t) => t
                     .iter()
@@ -678,20 +698,34 @@ impl Queue {
                     self.free.push(i);
                 }
             }
-            let Some(&(pack_id, _)) = held.iter().find(|&&(p, _)| {
+            let ours = |p: i32| {
                 usize::try_from(p).is_ok_and(|i| i < MAX_IN_FLIGHT && self.slots[i].is_some())
-            }) else {
-                continue;
             };
-            if self.collect(pack_id).is_err() {
-                return self.abandon();
+            let next = held
+                .iter()
+                .find(|&&(p, st)| st != RequestState::BeingRead && ours(p))
+                .map(|&(p, _)| p);
+            let any_ours = held.iter().any(|&(p, _)| ours(p));
+            if let Some(pack_id) = next {
+                if self.collect(pack_id).is_err() {
+                    return self.abandon();
+                }
+            } else if any_ours {
+                // Only responses someone else is reading are left: wait
+                // until the driver has finished handing them out.
+                waited_for_readers += 1;
+                if waited_for_readers > 10_000 {
+                    return self.abandon();
+                }
+                std::thread::sleep(Duration::from_micros(100));
             }
         }
     }
 
     /// The responses cannot be read: wait until the driver has finished
-    /// every request (after that it never writes to user memory again), and
-    /// leak the buffers of any it still holds rather than free them.
+    /// every request and no response is being read (after that it never
+    /// writes to user memory again), and leak the buffers of any it still
+    /// holds rather than free them.
     fn abandon(&mut self) {
         let longest = self
             .slots
@@ -703,7 +737,7 @@ impl Queue {
         let deadline = Instant::now() + Duration::from_millis(longest.saturating_add(5_000));
         while Instant::now() < deadline {
             match self.dev.requests() {
-                Ok(t) if t.iter().all(|r| r.state != RequestState::InFlight) => {
+                Ok(t) if t.iter().all(|r| r.state == RequestState::Done) => {
                     return self.slots.iter_mut().for_each(|s| *s = None);
                 }
                 Ok(_) => std::thread::sleep(Duration::from_millis(1)),
@@ -864,5 +898,16 @@ mod tests {
         assert!(Ticket(1) < Ticket(2));
         assert_eq!(Ticket(5).to_string(), "#5");
         assert_eq!(Ticket(5).id(), 5);
+    }
+
+    #[test]
+    fn no_ticket_is_tagged_like_an_sg_io_header() {
+        for t in [0, 1, 2, u64::from(u32::MAX), u64::MAX] {
+            let t = Ticket(t);
+            assert!(!t.tag().is_null(), "{t}");
+            assert!(t.is_tag(t.tag()));
+            assert!(!t.is_tag(std::ptr::null_mut()), "{t}");
+        }
+        assert_ne!(Ticket(0).tag(), Ticket(1).tag());
     }
 }

@@ -4,13 +4,21 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
-use sgmap::{Device, Error, Queue};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+
+use sgmap::{cdb::Cdb, Command, Device, Direction, Error, Payload, Pool, Queue};
 use sgmap_testkit::{ensure, Ctx, Failed, KernelTest};
 
-pub(crate) const TESTS: [KernelTest; 1] = [KernelTest::device(
-    "queue_refuses_a_node_that_is_not_sg_before_writing_to_it",
-    queue_not_sg,
-)];
+pub(crate) const TESTS: [KernelTest; 2] = [
+    KernelTest::device(
+        "queue_refuses_a_node_that_is_not_sg_before_writing_to_it",
+        queue_not_sg,
+    ),
+    KernelTest::device(
+        "queue_and_pool_tag_every_request_ticket_0_too",
+        tags_are_never_null,
+    ),
+];
 
 /// A node for the bsg device of the disk under test, made in the scratch
 /// folder: a character device that answers SG_GET_VERSION_NUM (and SG_IO
@@ -84,4 +92,60 @@ fn queue_not_sg(ctx: &Ctx) -> Result<(), Failed> {
     })();
     let _ = std::fs::remove_file(&bsg);
     r
+}
+
+/// The driver's own table for `fd`, with the `usr_ptr` of each request.
+fn raw_table(fd: BorrowedFd<'_>) -> Result<Vec<sgmap_sys::sg_req_info>, Failed> {
+    let mut t = [sgmap_sys::sg_req_info::default(); sgmap_sys::SG_MAX_QUEUE];
+    // SAFETY: `t` has SG_MAX_QUEUE entries, as the ioctl expects; the fd is open.
+    unsafe { sgmap_sys::ioctl::sg_get_request_table(fd.as_raw_fd(), &mut t) }?;
+    Ok(t.into_iter().filter(|r| r.req_state != 0).collect())
+}
+
+/// Each request a queue or pool submits carries a tag (`usr_ptr`) that the
+/// completion is checked against. An `SG_IO` header's is NULL (sgmap's own
+/// and most programs'), so a NULL tag on ticket 0 could not tell the
+/// queue's first request from an orphaned `SG_IO` with the same pack_id.
+fn tags_are_never_null(ctx: &Ctx) -> Result<(), Failed> {
+    let dev = Device::open(&ctx.device)?;
+    dev.wait_ready()?;
+    let block = dev.block_size()? as usize;
+    let mut q = Queue::new(dev)?;
+    let t = q
+        .submit(
+            &Command::new(Cdb::read_10(0, 1)),
+            Payload::read(vec![0u8; block]),
+        )
+        .map_err(|r| r.into_parts().0)?;
+    ensure(t.id() == 0, format!("the first ticket is {t}"))?;
+    let table = raw_table(q.as_fd())?;
+    ensure(
+        table.len() == 1,
+        format!("one request in the table: {}", table.len()),
+    )?;
+    ensure(
+        !table[0].usr_ptr.is_null(),
+        "the queue's ticket 0 went out with a NULL tag",
+    )?;
+    q.wait_for(t)?.check(q.path())?;
+    drop(q);
+    let mut pool = Pool::open(&ctx.device, 1, 64 * 1024)?;
+    let lease = pool.lease().ok_or("a free buffer")?;
+    let t = lease.submit(
+        &Command::new(Cdb::read_10(0, 1)),
+        Direction::FromDevice,
+        block,
+    )?;
+    ensure(t.id() == 0, format!("the pool's first ticket is {t}"))?;
+    let table = raw_table(pool.fds()[0])?;
+    ensure(
+        table.len() == 1,
+        format!("one pool request: {}", table.len()),
+    )?;
+    ensure(
+        !table[0].usr_ptr.is_null(),
+        "the pool's ticket 0 went out with a NULL tag",
+    )?;
+    pool.wait_for(t)?.check()?;
+    Ok(())
 }
