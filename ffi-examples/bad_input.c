@@ -396,6 +396,11 @@ static void with_a_device(const char *path)
     CHECK_RESULT(sgmap_execute(dev, &cmd, &out), SGMAP_INVALID_CDB, "a 4-byte CDB");
     cmd.cdb_len = 0;
     CHECK_RESULT(sgmap_execute(dev, &cmd, &out), SGMAP_INVALID_CDB, "a 0-byte CDB");
+    /* A length no CDB has is a CDB error, found before the bytes are read. */
+    cmd.cdb_len = SIZE_MAX;
+    CHECK_RESULT(sgmap_execute(dev, &cmd, &out), SGMAP_INVALID_CDB, "a SIZE_MAX-byte CDB");
+    cmd.cdb_len = 33;
+    CHECK_RESULT(sgmap_execute(dev, &cmd, &out), SGMAP_INVALID_CDB, "a 33-byte CDB");
     cmd.cdb_len = 6;
     cmd.direction = 7;
     CHECK_RESULT(sgmap_execute(dev, &cmd, &out), SGMAP_INVALID_ARGUMENT, "direction 7");

@@ -290,8 +290,18 @@ pub(crate) const MAX_DXFER: usize = 256 << 20;
 ///
 /// `c.cdb` must be NULL or valid for reads of `c.cdb_len` bytes.
 pub(crate) unsafe fn parse_command(c: &sgmap_command) -> Result<(Command, Direction, Asked), Fail> {
-    // SAFETY: NULL or valid for `cdb_len` bytes per the caller's contract.
-    let cdb_bytes = unsafe { args::bytes(c.cdb, c.cdb_len, "cmd->cdb") }?;
+    // The length first: the bytes are borrowed only once it is one a CDB can
+    // have, so no slice is ever formed over memory the caller never gave.
+    if c.cdb.is_null() {
+        return Err(Fail::null("cmd->cdb"));
+    }
+    let len = c.cdb_len;
+    if !(sgmap::cdb::MIN_CDB_LEN..=sgmap::cdb::MAX_CDB_LEN).contains(&len) {
+        return Err(sgmap::Error::from(sgmap::cdb::CdbError::BadLength { len }).into());
+    }
+    // SAFETY: non-NULL, and valid for `cdb_len` (6 to 32) bytes per the
+    // caller's contract.
+    let cdb_bytes = unsafe { args::bytes(c.cdb, len, "cmd->cdb") }?;
     let cdb = Cdb::new(cdb_bytes).map_err(sgmap::Error::from)?;
     let direction = direction_from_c(c.direction)?;
     let asked = asked_mode(c.mode)?;
@@ -522,4 +532,44 @@ pub unsafe extern "C" fn sgmap_sense_describe(
         // SAFETY: the caller's contract for `buf`, `len` and `out_len`.
         unsafe { write_text(&decoded.to_string(), buf, len, out_len) }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(cdb: *const u8, cdb_len: usize) -> sgmap_command {
+        sgmap_command {
+            cdb,
+            cdb_len,
+            direction: SGMAP_DIR_NONE,
+            mode: SGMAP_MODE_INDIRECT,
+            data: std::ptr::null_mut(),
+            data_len: 0,
+            timeout_ms: 0,
+            flags: 0,
+        }
+    }
+
+    #[test]
+    fn cdb_length_is_checked_before_the_bytes_are_touched() {
+        let tur = [0u8; 6];
+        // SAFETY: `tur` is valid for its 6 bytes.
+        assert!(unsafe { parse_command(&command(tur.as_ptr(), 6)) }.is_ok());
+        // A length no CDB has: refused as a CDB error, without forming a
+        // slice of `cdb_len` bytes over a 6-byte array.
+        for len in [0, 5, 33, 4096, 1 << 40, isize::MAX as usize, usize::MAX] {
+            // SAFETY: parse_command must not read past the 6 valid bytes
+            // when the length is out of the CDB range.
+            let r = unsafe { parse_command(&command(tur.as_ptr(), len)) };
+            let code = r.map(|_| ()).unwrap_err().code();
+            assert_eq!(code, sgmap_result::SGMAP_INVALID_CDB, "cdb_len {len}");
+        }
+        // SAFETY: NULL is checked first.
+        let r = unsafe { parse_command(&command(std::ptr::null(), 6)) };
+        assert_eq!(
+            r.map(|_| ()).unwrap_err().code(),
+            sgmap_result::SGMAP_NULL_PARAMETER
+        );
+    }
 }
