@@ -38,6 +38,11 @@ use crate::outcome::{Fallback, Mode, Outcome};
 use crate::pool::Pool;
 use crate::queue::{IoBuf, Payload, Queue, Ticket, MAX_IN_FLIGHT};
 
+/// The most fds (each with its own mapped reserved buffer, which is kernel
+/// memory) an mmap stream opens, whatever depth is asked: far more commands
+/// than a device's queue takes at once add no speed.
+pub const MAX_MMAP_DEPTH: usize = 64;
+
 /// How a stream moves its data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum StreamMode {
@@ -90,7 +95,9 @@ pub struct Options {
     /// command can carry (the queue's limit; for mmap, the granted buffer).
     pub transfer_bytes: usize,
     /// Commands kept in flight (at least 1; at most 16 for direct and
-    /// indirect IO, which share one fd; for mmap, the number of fds).
+    /// indirect IO, which share one fd; for mmap, the number of fds, at most
+    /// [`MAX_MMAP_DEPTH`] and the device's queue depth).
+    /// [`Totals::depth`] says what was used.
     pub depth: usize,
     /// Timeout of each command.
     pub timeout: Duration,
@@ -373,9 +380,15 @@ fn run<E: From<Error>>(
     };
     match opts.mode {
         StreamMode::Mmap => {
-            let mut mapped = Vec::with_capacity(opts.depth);
+            // One fd and reserved buffer per command in flight: no more
+            // than the device queues at once, nor than MAX_MMAP_DEPTH.
+            let queue_depth = dev
+                .scsi_id()
+                .map_or(MAX_MMAP_DEPTH, |id| usize::from(id.queue_depth).max(1));
+            plan.depth = opts.depth.min(MAX_MMAP_DEPTH).min(queue_depth);
+            let mut mapped = Vec::with_capacity(plan.depth);
             mapped.push(dev.map_reserved(transfer)?);
-            for _ in 1..opts.depth {
+            for _ in 1..plan.depth {
                 mapped.push(Device::open(path)?.map_reserved(transfer)?);
             }
             let pool = Pool::from_mapped(mapped)?;

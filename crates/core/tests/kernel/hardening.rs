@@ -9,7 +9,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use sgmap::{cdb::Cdb, Command, Device, Direction, Error, Payload, Pool, Queue};
 use sgmap_testkit::{ensure, Ctx, Failed, KernelTest};
 
-pub(crate) const TESTS: [KernelTest; 2] = [
+pub(crate) const TESTS: [KernelTest; 3] = [
     KernelTest::device(
         "queue_refuses_a_node_that_is_not_sg_before_writing_to_it",
         queue_not_sg,
@@ -17,6 +17,10 @@ pub(crate) const TESTS: [KernelTest; 2] = [
     KernelTest::device(
         "queue_and_pool_tag_every_request_ticket_0_too",
         tags_are_never_null,
+    ),
+    KernelTest::device(
+        "mmap_stream_opens_a_bounded_number_of_fds",
+        mmap_stream_fds_bounded,
     ),
 ];
 
@@ -148,4 +152,46 @@ fn tags_are_never_null(ctx: &Ctx) -> Result<(), Failed> {
     )?;
     pool.wait_for(t)?.check()?;
     Ok(())
+}
+
+fn open_fds() -> std::io::Result<usize> {
+    Ok(std::fs::read_dir("/proc/self/fd")?.count())
+}
+
+/// An mmap stream opens one fd, with its own reserved buffer (kernel
+/// memory), per command in flight: a depth of 300 must not mean 300 fds.
+fn mmap_stream_fds_bounded(ctx: &Ctx) -> Result<(), Failed> {
+    use sgmap::stream::{self, Options, StreamMode};
+    let bound = stream::MAX_MMAP_DEPTH;
+    let before = open_fds()?;
+    let block = Device::open(&ctx.device)?.block_size()? as u64;
+    let blocks = 600 * 4096 / block;
+    let opts = Options::new(StreamMode::Mmap)
+        .transfer_bytes(4096)
+        .depth(300);
+    let mut most = 0;
+    let totals = stream::read(&ctx.device, 0..blocks, opts, |_, _| {
+        most = most.max(open_fds().map_err(|e| Error::InvalidRequest {
+            device: ctx.device.clone(),
+            command: "count fds".into(),
+            reason: e.to_string(),
+        })?);
+        Ok::<_, Error>(())
+    })?;
+    ensure(
+        totals.depth <= bound,
+        format!("depth 300 asked, {} fds used", totals.depth),
+    )?;
+    ensure(
+        most.saturating_sub(before) <= bound,
+        format!(
+            "{} fds open during the stream (bound {bound})",
+            most - before
+        ),
+    )?;
+    ensure(
+        totals.bytes == blocks * block,
+        format!("all {} bytes read: {}", blocks * block, totals.bytes),
+    )?;
+    ensure(open_fds()? == before, "every fd closed afterwards")
 }
