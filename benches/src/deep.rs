@@ -135,15 +135,12 @@ impl DeepSession {
     }
 
     fn short(&self, out: &sgmap::Outcome) -> Error {
-        invalid(
-            &self.path,
-            out.command_name(),
-            format!(
-                "short transfer: {} of {} bytes moved; the device stopped early (check its size and --offset)",
-                out.transferred(),
-                out.requested
-            ),
-        )
+        // The command ran: a short transfer, with its outcome (check the
+        // device's size and --offset), never a refusal.
+        Error::ShortTransfer {
+            device: self.path.clone(),
+            outcome: Box::new(out.clone()),
+        }
     }
 
     /// Runs `commands` transfers of `len` bytes at the LBAs `cycle` gives,

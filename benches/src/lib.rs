@@ -383,14 +383,12 @@ impl Session {
         };
         let outcome = outcome.check(&self.path)?;
         if outcome.resid != 0 {
-            return Err(invalid(
-                &self.path,
-                outcome.command_name(),
-                format!(
-                    "short transfer: {} of {len} bytes moved; the device stopped early (check its size and --offset)",
-                    outcome.transferred()
-                ),
-            ));
+            // The command ran and moved less (check the device's size and
+            // --offset): a short transfer with its outcome, not a refusal.
+            return Err(Error::ShortTransfer {
+                device: self.path.clone(),
+                outcome: Box::new(outcome),
+            });
         }
         self.seen.add(outcome.mode);
         Ok(())
