@@ -205,6 +205,7 @@ mod queue;
 pub mod response;
 pub mod sense;
 pub mod stream;
+mod uring;
 
 pub use buffer::DirectBuf;
 pub use command::{Command, Data, Direction, DEFAULT_TIMEOUT};
@@ -217,3 +218,7 @@ pub use outcome::{
 };
 pub use pool::{Lease, Pool, PoolCompletion};
 pub use queue::{Completion, IoBuf, Payload, Queue, Rejected, Ticket, MAX_IN_FLIGHT};
+pub use uring::{
+    bsg_node, BsgRing, FixedBuf, Refused, RingOptions, DEFAULT_DEPTH as RING_DEFAULT_DEPTH,
+    MAX_DEPTH as RING_MAX_DEPTH, NEEDS_KERNEL as RING_NEEDS_KERNEL,
+};
