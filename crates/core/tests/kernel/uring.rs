@@ -493,6 +493,11 @@ fn short_read(ctx: &Ctx) -> Result<(), Failed> {
     ring.submit(&read_cmd(lba, 8)?, Payload::read(vec![0xeeu8; 8 * block]))?;
     let c = done(ring.wait())?;
     drop(fault);
+    ensure_eq(
+        c.outcome.duration,
+        Duration::ZERO,
+        "no clock read unless asked",
+    )?;
     ensure(
         c.outcome.resid > 0,
         format!("resid {} after a short transfer", c.outcome.resid),
@@ -810,7 +815,10 @@ fn event_loop(ctx: &Ctx) -> Result<(), Failed> {
     let wants = seed(ctx, 10, &[(lba, 8)])?;
     let block = open(ctx)?.block_size()? as usize;
     let _latency = Knob::latency_ns(50_000_000)?;
-    let mut ring = ring(ctx, 4)?;
+    let mut ring = BsgRing::options()
+        .depth(4)
+        .measure_duration(true)
+        .open(&ctx.device)?;
     ensure(
         ring.try_complete()?.is_none(),
         "nothing pending, nothing complete",
