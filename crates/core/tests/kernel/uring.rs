@@ -161,7 +161,7 @@ fn open_or_clear_error(ctx: &Ctx) -> Result<(), Failed> {
             return Err(format!("Linux {release} is older than 7.1, yet the ring opened").into())
         }
         Err(e) if kernel < V7_1 => {
-            let text = e.to_string();
+            let text = e.report().to_string();
             println!("Linux {release}: {text}");
             ensure(
                 matches!(&e, Error::Open { source, .. } if source.kind() == std::io::ErrorKind::Unsupported),
@@ -473,6 +473,7 @@ fn medium_error(ctx: &Ctx) -> Result<(), Failed> {
             .check(ring.path())
             .err()
             .ok_or("check passed")?
+            .report()
             .to_string();
         ensure(
             text.contains("/dev/bsg/")
