@@ -18,6 +18,8 @@
 //! - `dist [--prefix DIR] [--debug]`: libsgmap.so, libsgmap.a, sgmap.h and
 //!   sgmap.pc under a prefix.
 //! - `ffi`: build the C and C++ examples and run them inside the test bed.
+//! - `headers`: fetch the newest kernel's user-space headers (sid's
+//!   `linux-libc-dev`) for the `bsg_uring_cmd` layout test.
 
 mod bench;
 mod codegen;
@@ -25,6 +27,7 @@ mod compare;
 mod dist;
 mod ffi;
 mod fuzz;
+mod headers;
 mod peers;
 mod test;
 mod testbed;
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Some("dist") => dist::dist(&ws, &args[1..]),
         Some("ffi") => ffi::ffi(&ws, &args[1..]),
         Some("fuzz") => fuzz::fuzz(&ws, &args[1..]),
+        Some("headers") => headers::headers(&ws, &args[1..]),
         Some("help") | Some("--help") | Some("-h") | None => {
             eprintln!("{}", USAGE);
             Ok(())
@@ -75,6 +79,7 @@ const USAGE: &str = "usage: cargo xtask <command>
   codegen [--check]                                  regenerate (or check) include/sgmap.h
   dist [--prefix DIR] [--debug]                      the C library, header and sgmap.pc under DIR
   ffi                                                build the C/C++ examples, run them in the test bed
+  headers                                            sid's linux-libc-dev, for the bsg_uring_cmd layout test
 
 --kernel 6.1|6.12|newest|all (or a comma-separated list) picks the test bed's
 kernels for test (default all), testbed, demo, soak, bench, compare and ffi

@@ -125,6 +125,30 @@
 //! # Ok::<(), sgmap::Error>(())
 //! ```
 //!
+//! ## io_uring on the bsg node (Linux 7.1+)
+//!
+//! [`BsgRing`] sends SCSI commands through io_uring on the device's bsg node
+//! (`/dev/bsg/H:C:T:L`, found from `/dev/sgN`): many commands per system
+//! call, any depth, and registered buffers ([`FixedBuf`]) that the kernel
+//! pins once. It takes the same [`Payload`] and gives the same
+//! [`Completion`] as [`Queue`], and keeps each buffer until its completion
+//! is reaped. On older kernels [`BsgRing::open`] says Linux 7.1 is needed.
+//!
+//! ```no_run
+//! use sgmap::{cdb::Cdb, BsgRing, Command, Payload};
+//!
+//! let mut ring = BsgRing::options().depth(64).open("/dev/sg0")?;
+//! for (i, buf) in ring.register_buffers(64, 4096)?.into_iter().enumerate() {
+//!     ring.submit(&Command::new(Cdb::read(i as u64 * 8, 8)?), Payload::read(buf))?;
+//! }
+//! ring.flush()?; // all 64 in one io_uring_enter
+//! for done in ring.drain() {
+//!     let done = done?.check(ring.path())?;
+//!     println!("{}: {} bytes", done.ticket, done.bytes().len());
+//! }
+//! # Ok::<(), sgmap::Error>(())
+//! ```
+//!
 //! ## The sg driver's rules, and where sgmap keeps them
 //!
 //! - The reserved size is asked for and granted, maybe smaller: sgmap always
@@ -205,6 +229,7 @@ mod queue;
 pub mod response;
 pub mod sense;
 pub mod stream;
+mod uring;
 
 pub use buffer::DirectBuf;
 pub use command::{Command, Data, Direction, DEFAULT_TIMEOUT};
@@ -217,3 +242,7 @@ pub use outcome::{
 };
 pub use pool::{Lease, Pool, PoolCompletion};
 pub use queue::{Completion, IoBuf, Payload, Queue, Rejected, Ticket, MAX_IN_FLIGHT};
+pub use uring::{
+    bsg_node, BsgRing, FixedBuf, Refused, RingOptions, DEFAULT_DEPTH as RING_DEFAULT_DEPTH,
+    MAX_DEPTH as RING_MAX_DEPTH, NEEDS_KERNEL as RING_NEEDS_KERNEL,
+};

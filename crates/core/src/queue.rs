@@ -40,6 +40,7 @@ use crate::device::{Device, NodeKind, RequestState};
 use crate::error::{Error, Result, ScsiError};
 use crate::io::{finish, prepare, SENSE_LEN};
 use crate::outcome::{command_name, Mode, Outcome};
+use crate::uring::FixedBuf;
 
 /// The most requests the sg driver holds for one fd (`SG_MAX_QUEUE`); one
 /// more is refused with EDOM, which a [`Queue`] turns into waiting.
@@ -91,6 +92,9 @@ pub enum IoBuf {
     Heap(Vec<u8>),
     /// A page-aligned buffer, for direct IO.
     Aligned(DirectBuf),
+    /// A page-aligned buffer registered with a [`BsgRing`](crate::BsgRing):
+    /// zero-copy with no per-command pinning there, ordinary memory elsewhere.
+    Registered(FixedBuf),
 }
 
 impl IoBuf {
@@ -98,15 +102,23 @@ impl IoBuf {
     pub fn into_vec(self) -> Option<Vec<u8>> {
         match self {
             IoBuf::Heap(v) => Some(v),
-            IoBuf::Aligned(_) => None,
+            _ => None,
         }
     }
 
     /// The page-aligned buffer, if this is one.
     pub fn into_direct(self) -> Option<DirectBuf> {
         match self {
-            IoBuf::Heap(_) => None,
             IoBuf::Aligned(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// The registered buffer, if this is one.
+    pub fn into_registered(self) -> Option<FixedBuf> {
+        match self {
+            IoBuf::Registered(b) => Some(b),
+            _ => None,
         }
     }
 }
@@ -117,6 +129,7 @@ impl Deref for IoBuf {
         match self {
             IoBuf::Heap(v) => v,
             IoBuf::Aligned(b) => b,
+            IoBuf::Registered(b) => b,
         }
     }
 }
@@ -126,6 +139,7 @@ impl DerefMut for IoBuf {
         match self {
             IoBuf::Heap(v) => v,
             IoBuf::Aligned(b) => b,
+            IoBuf::Registered(b) => b,
         }
     }
 }
@@ -139,6 +153,12 @@ impl From<Vec<u8>> for IoBuf {
 impl From<DirectBuf> for IoBuf {
     fn from(b: DirectBuf) -> Self {
         IoBuf::Aligned(b)
+    }
+}
+
+impl From<FixedBuf> for IoBuf {
+    fn from(b: FixedBuf) -> Self {
+        IoBuf::Registered(b)
     }
 }
 
@@ -202,7 +222,7 @@ impl Payload {
 
     /// The address the kernel gets (null without data). The kernel only
     /// reads a `ToDevice` buffer, so that pointer is never written through.
-    fn as_mut_ptr(&mut self) -> *mut u8 {
+    pub(crate) fn as_mut_ptr(&mut self) -> *mut u8 {
         match self {
             Payload::None => std::ptr::null_mut(),
             Payload::FromDevice(b) => b.as_mut_ptr(),
@@ -255,7 +275,7 @@ impl Completion {
 pub struct Rejected(Box<(Error, Payload)>);
 
 impl Rejected {
-    fn new(error: Error, data: Payload) -> Self {
+    pub(crate) fn new(error: Error, data: Payload) -> Self {
         Rejected(Box::new((error, data)))
     }
 

@@ -27,6 +27,9 @@ pub enum Needs {
     Device,
     /// The scsi_debug disk, whose sysfs knobs the test may turn (and restores).
     ScsiDebug,
+    /// The scsi_debug disk on Linux `major.minor` or later (for a feature
+    /// older kernels lack; skipped, with the reason printed, on them).
+    ScsiDebugOnLinux(u32, u32),
 }
 
 /// What a test gets: the device under test.
@@ -69,6 +72,26 @@ impl KernelTest {
             run,
         }
     }
+
+    /// A test that needs the scsi_debug disk on Linux `since` (major, minor)
+    /// or later.
+    pub const fn scsi_debug_on_linux(name: &'static str, since: (u32, u32), run: TestFn) -> Self {
+        Self {
+            name,
+            needs: Needs::ScsiDebugOnLinux(since.0, since.1),
+            run,
+        }
+    }
+}
+
+/// The running kernel's (major, minor), from `/proc/sys/kernel/osrelease`.
+pub fn kernel_version() -> Option<(u32, u32)> {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    let mut parts = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(str::parse::<u32>);
+    Some((parts.next()?.ok()?, parts.next()?.ok()?))
 }
 
 /// The test context from the environment, if a device was given.
@@ -87,6 +110,8 @@ pub fn run(tests: &[KernelTest]) -> std::process::ExitCode {
             "note: {DEVICE_ENV} is not set: in-kernel tests are skipped (run `cargo xtask test`)"
         );
     }
+    let kernel = kernel_version();
+    let mut too_old = Vec::new();
     let trials = tests
         .iter()
         .map(|t| {
@@ -95,6 +120,13 @@ pub fn run(tests: &[KernelTest]) -> std::process::ExitCode {
                 (None, _) => false,
                 (Some(_), Needs::Device) => true,
                 (Some(c), Needs::ScsiDebug) => c.scsi_debug,
+                (Some(c), Needs::ScsiDebugOnLinux(major, minor)) => {
+                    let new_enough = kernel.is_some_and(|k| k >= (major, minor));
+                    if c.scsi_debug && !new_enough {
+                        too_old.push(format!("{} (needs Linux {major}.{minor}+)", t.name));
+                    }
+                    c.scsi_debug && new_enough
+                }
             };
             let ctx = ctx.clone();
             libtest_mimic::Trial::test(t.name, move || match ctx {
@@ -104,6 +136,13 @@ pub fn run(tests: &[KernelTest]) -> std::process::ExitCode {
             .with_ignored_flag(!available)
         })
         .collect();
+    if !too_old.is_empty() {
+        let k = kernel.map_or("unknown".into(), |(a, b)| format!("{a}.{b}"));
+        eprintln!(
+            "note: skipped on Linux {k}, too old for them: {}",
+            too_old.join(", ")
+        );
+    }
     libtest_mimic::run(&args, trials).exit_code()
 }
 

@@ -16,6 +16,7 @@ mod results;
 mod stream;
 mod texts;
 mod threads;
+mod uring;
 
 use sgmap_testkit::KernelTest;
 
@@ -33,6 +34,7 @@ fn main() -> std::process::ExitCode {
     tests.extend(pool::TESTS);
     tests.extend(stream::TESTS);
     tests.extend(threads::TESTS);
+    tests.extend(uring::TESTS);
     // Last: it removes the device and brings it back.
     tests.extend(access::TESTS);
     sgmap_testkit::run(&tests)
