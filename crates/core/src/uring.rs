@@ -703,8 +703,26 @@ impl BsgRing {
     /// (retried through signals) and returns how many went.
     pub fn flush(&mut self) -> Result<usize> {
         let before = self.queued.len();
+        let mut idle = 0;
         while !self.queued.is_empty() {
+            let left = self.queued.len();
             self.enter(0, None)?;
+            self.reap();
+            if self.queued.len() < left {
+                idle = 0;
+                continue;
+            }
+            // Interrupted, or the kernel short of resources: try again, a while.
+            idle += 1;
+            if idle == 1000 {
+                return Err(self.fd.invalid(
+                    "io_uring_enter",
+                    format!(
+                        "the kernel took none of {left} queued commands in 1000 tries; they stay queued \
+                         (a later flush or wait hands them over)"
+                    ),
+                ));
+            }
         }
         Ok(before)
     }
