@@ -235,13 +235,7 @@ fn constants_match_system_headers() {
         SCSI_GENERIC_MAJOR,
     ];
     let mut src = String::from(
-        "#include <stdio.h>
-#include <linux/fs.h>
-#include <scsi/sg.h>
-#include <scsi/scsi.h>
-#include <linux/major.h>
-int main(void) {
-",
+        "#include <stdio.h>\n#include <linux/fs.h>\n#include <scsi/sg.h>\n#include <scsi/scsi.h>\n#include <linux/major.h>\nint main(void) {\n",
     );
     for (name, _) in &consts {
         src += &format!("printf(\"{name} %lld\\n\", (long long)({name}));\n");
