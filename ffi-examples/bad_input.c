@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <scsi/sg.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -267,6 +269,13 @@ static void map_failure_keeps_the_handle(const char *path)
         if (sgmap_device_open(path, 0, &d) != SGMAP_OK) {
             _exit(10);
         }
+        /* State of this very fd, which a reopened node would not have. */
+        int fd_before = -1, fd_after = -2;
+        int ticks = 4321;
+        if (sgmap_device_fd(d, &fd_before) != SGMAP_OK ||
+            ioctl(fd_before, SG_SET_TIMEOUT, &ticks) != 0) {
+            _exit(17);
+        }
         struct rlimit old, low;
         if (getrlimit(RLIMIT_AS, &old) != 0) {
             _exit(11);
@@ -291,6 +300,10 @@ static void map_failure_keeps_the_handle(const char *path)
         if (sgmap_device_get_info(d, &di) != SGMAP_OK || di.mapped || di.lost) {
             _exit(14);
         }
+        if (sgmap_device_fd(d, &fd_after) != SGMAP_OK || fd_after != fd_before ||
+            ioctl(fd_after, SG_GET_TIMEOUT, 0) != ticks) {
+            _exit(18); /* the handle's fd is not the one it had */
+        }
         if (sgmap_test_unit_ready(d) != SGMAP_OK) {
             _exit(15);
         }
@@ -303,7 +316,8 @@ static void map_failure_keeps_the_handle(const char *path)
     int status = 0;
     CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
               WEXITSTATUS(status) == 0,
-          "a failed mmap (ENOMEM) leaves the handle unmapped and working (child exit %d)",
+          "a failed mmap (ENOMEM) leaves the handle unmapped, on the same fd, and working "
+          "(child exit %d; 18 = another fd)",
           WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 }
 
@@ -429,8 +443,11 @@ static void with_a_device(const char *path)
     CHECK_RESULT(sgmap_execute(dev, &cmd, &out), SGMAP_INVALID_REQUEST, "a SIZE_MAX transfer");
     CHECK_RESULT(sgmap_read_blocks(dev, 0, data, 0, SGMAP_MODE_INDIRECT, NULL),
                  SGMAP_INVALID_ARGUMENT, "read_blocks of 0 bytes");
-    CHECK_RESULT(sgmap_read_blocks(dev, 0, data, block + 1, SGMAP_MODE_INDIRECT, NULL),
+    CHECK_RESULT(sgmap_read_blocks(dev, 0, NULL, block + 1, SGMAP_MODE_MMAP, NULL),
                  SGMAP_INVALID_REQUEST, "read_blocks of a block and a byte");
+    CHECK_RESULT(sgmap_read_blocks(dev, 0, data, block, SGMAP_MODE_INDIRECT, NULL),
+                 SGMAP_WRONG_STATE,
+                 "an indirect read on a mapped handle (its data would pass through the buffer)");
     CHECK_RESULT(sgmap_read_blocks(dev, 0, data, block, 42, NULL), SGMAP_INVALID_ARGUMENT,
                  "read_blocks in mode 42");
     CHECK_RESULT(sgmap_device_reset(dev, 99), SGMAP_INVALID_ARGUMENT, "reset(99)");
@@ -446,9 +463,12 @@ static void with_a_device(const char *path)
                  "device_requests with no room");
     CHECK(count == 0, "...no request is active");
     uint8_t vpd[2];
-    CHECK_RESULT(sgmap_inquiry_vpd(dev, 0x00, vpd, sizeof vpd, &n), SGMAP_BUFFER_TOO_SMALL,
+    sgmap_device *plain = NULL;
+    MUST(sgmap_device_open(path, 0, &plain)); /* a mapped handle sends no INQUIRY */
+    CHECK_RESULT(sgmap_inquiry_vpd(plain, 0x00, vpd, sizeof vpd, &n), SGMAP_BUFFER_TOO_SMALL,
                  "inquiry_vpd into 2 bytes");
     CHECK(n > 2 && vpd[1] == 0x00, "...the first 2 bytes, full length %zu", n);
+    sgmap_device_close(plain);
 
     printf("-- the handle still works\n");
     sgmap_transfer t;

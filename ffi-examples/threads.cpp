@@ -2,9 +2,11 @@
 //
 // An unmapped handle takes commands from any number of threads at once (the
 // driver queues up to 16 per fd). A mapped handle runs its commands one at a
-// time, and its buffer is shared: the program must not touch the buffer
-// while another thread's command runs, so it guards the buffer with its own
-// mutex. The last error is per thread, like errno.
+// time, and its buffer is lent to one thread at a time: an mmap-ed command
+// lends it to its thread until sgmap_buffer_release (another thread's
+// command meanwhile gets SGMAP_WRONG_STATE). So the threads take turns with
+// a mutex of their own around command, reading and release. The last error
+// is per thread, like errno.
 //
 //   c++ -std=c++17 -pthread threads.cpp $(pkg-config --cflags --libs sgmap) -o threads
 //   ./threads /dev/sg0       (it overwrites 2 MiB at 128 MiB into the disk)
@@ -116,7 +118,7 @@ int main(int argc, char **argv)
               verified.load());
 
         // 2. A mapped handle: commands serialise inside sgmap; the buffer is
-        //    the program's to guard.
+        //    lent to one thread at a time, and the threads take turns.
         Device mapped(path);
         ok(sgmap_device_map_reserved(mapped.get(), region, nullptr), "sgmap_device_map_reserved");
         uint8_t *buf = nullptr;
@@ -153,6 +155,9 @@ int main(int argc, char **argv)
                             if (same) {
                                 matched++;
                             }
+                            // Done with the bytes: give the buffer back for
+                            // the next thread's command.
+                            ok(sgmap_buffer_release(mapped.get()), "sgmap_buffer_release");
                         }
                     } catch (const std::exception &e) {
                         problems[t] = e.what();

@@ -50,15 +50,22 @@
 #define SGMAP_CMD_AT_TAIL 1
 
 /**
- * `sgmap_device_open` flag: open read-only. The kernel then allows only
- * read-safe commands (INQUIRY, READ, ...) unless the caller has
- * CAP_SYS_RAWIO, and the reserved buffer is mapped read-only.
+ * `sgmap_device_open` flag: open read-only. sgmap then sends only what the
+ * kernel counts as read-safe (INQUIRY, READ, READ CAPACITY, MODE SENSE,
+ * ...) and nothing that sends data to the device, by any function (the
+ * helpers, `sgmap_execute`, mmap-ed and pool commands): anything else gives
+ * `SGMAP_INVALID_REQUEST` before the kernel sees it, even for a caller with
+ * CAP_SYS_RAWIO (root), whom the kernel's own gate lets through. The
+ * reserved buffer is mapped read-only.
  */
 #define SGMAP_OPEN_READ_ONLY 1
 
 /**
  * `sgmap_device_open` flag: open with O_EXCL, so no one else can open the
- * device while this handle lives.
+ * device while this handle lives. The sg driver refuses it together with
+ * `SGMAP_OPEN_READ_ONLY` (`SGMAP_OPEN_FAILED`, EPERM). sgmap never opens the
+ * node a second time behind a handle, so every function works on an
+ * exclusive handle.
  */
 #define SGMAP_OPEN_EXCLUSIVE 2
 
@@ -189,12 +196,16 @@ enum sgmap_result
     SGMAP_BAD_RESPONSE = 11,
     /**
      * The call does not fit the handle's state: the reserved buffer is not
-     * mapped yet, or is already mapped (its size is then frozen).
+     * mapped yet, or is already mapped (its size is then frozen, and only
+     * `SGMAP_MODE_MMAP` commands and commands without data run), or it is
+     * lent to another thread, or was mapped by a parent process before
+     * fork(). Nothing was sent.
      */
     SGMAP_WRONG_STATE = 12,
     /**
-     * The handle has lost its device: mapping the reserved buffer failed
-     * and the node could not be opened again. Close the handle.
+     * The handle has lost its device: an internal error (`SGMAP_PANIC`)
+     * interrupted the mapping of its reserved buffer. Close the handle. (A
+     * failed mapping leaves the handle as it was.)
      */
     SGMAP_DEVICE_LOST = 13,
     /**
@@ -228,12 +239,38 @@ typedef struct sgmap_completion sgmap_completion;
  * released by `sgmap_device_close`.
  *
  * Thread safety: every function may be called on one handle from several
- * threads at once; a lock inside the handle serialises what must not
- * overlap. Commands on an unmapped handle run concurrently (the driver
- * takes up to 16 per fd); once the reserved buffer is mapped, commands on
- * the handle run one at a time, because they share that buffer. Closing is
- * the exception: `sgmap_device_close` must not overlap any other call on
- * the handle.
+ * threads at once, except `sgmap_device_close`, which must not overlap any
+ * other call on the handle; a lock inside the handle serialises what must
+ * not overlap. On an unmapped handle commands run concurrently (the driver
+ * takes up to 16 per fd).
+ *
+ * A mapped handle (after `sgmap_device_map_reserved`) carries only
+ * `SGMAP_MODE_MMAP` commands and commands without data: anything that
+ * would move data through a caller buffer (the INQUIRY and READ CAPACITY
+ * helpers, `SGMAP_MODE_INDIRECT` and `SGMAP_MODE_DIRECT` transfers) gives
+ * `SGMAP_WRONG_STATE` before the kernel sees it, because the sg driver
+ * would pass that data through the mapped buffer, over the bytes the
+ * program keeps there. No sgmap function sends a command of its own
+ * through the buffer (the block size is learnt when mapping).
+ *
+ * Its buffer is lent to one thread at a time. An `SGMAP_MODE_MMAP` command
+ * (or `sgmap_buffer_lease`) lends it to the calling thread, and it stays
+ * that thread's, bytes and all, until `sgmap_buffer_release`; meanwhile
+ * another thread's `SGMAP_MODE_MMAP` command or lease gives
+ * `SGMAP_WRONG_STATE`, and nothing runs. A program with one thread never
+ * needs to release. Several threads sharing one mapped handle each do:
+ * command (or lease), read or fill the buffer, `sgmap_buffer_release`.
+ * Reading or writing the buffer without holding the lease is the program's
+ * own race. Commands without data run whoever holds the lease.
+ *
+ * fork(): the child inherits the fd and, for a mapped handle, the very
+ * same reserved buffer (shared memory). The child may read the buffer
+ * (synchronising with the parent itself), and may send commands without
+ * data, but its `SGMAP_MODE_MMAP` commands and leases give
+ * `SGMAP_WRONG_STATE`, so the parent's commands never fail EBUSY or find
+ * the child's data: let the child open and map a handle of its own. Both
+ * processes may use an inherited unmapped handle, but then neither may map
+ * it. Close the handle in each process that no longer needs it.
  */
 typedef struct sgmap_device sgmap_device;
 
@@ -477,7 +514,8 @@ typedef struct sgmap_device_info {
      */
     size_t granted;
     /**
-     * The handle lost its device (see `SGMAP_DEVICE_LOST`).
+     * The handle lost its device (see `SGMAP_DEVICE_LOST`): only after an
+     * internal error (`SGMAP_PANIC`) while mapping.
      */
     bool lost;
 } sgmap_device_info;
@@ -972,12 +1010,24 @@ void sgmap_direct_buffer_free(void *ptr);
  * error, hold the status bytes and sense; a UNIT ATTENTION is not retried
  * here); `SGMAP_OS_ERROR` when the driver refused it (errno in the last
  * error); `SGMAP_INVALID_REQUEST`, `SGMAP_INVALID_CDB`,
- * `SGMAP_INVALID_ARGUMENT`, `SGMAP_WRONG_STATE` (mmap IO before mapping)
+ * `SGMAP_INVALID_ARGUMENT`, `SGMAP_WRONG_STATE` (mmap IO before mapping,
+ * and the mapped-handle rules below)
  * or `SGMAP_NULL_PARAMETER` when it was not sent. Whenever the command did
  * not run, `*outcome` is all zero.
  *
  * On a mapped handle commands run one at a time; on an unmapped one they
- * may overlap.
+ * may overlap. A mapped handle carries only `SGMAP_MODE_MMAP` commands and
+ * commands without data: an `SGMAP_MODE_INDIRECT` or `SGMAP_MODE_DIRECT`
+ * command with data gives `SGMAP_WRONG_STATE` there, unsent, because the
+ * sg driver would move its data through the mapped buffer (it lends the
+ * reserved buffer to any indirect command that fits, and to direct IO that
+ * falls back), over the bytes the program keeps there: send it on another
+ * handle. An `SGMAP_MODE_MMAP` command lends the buffer to the calling
+ * thread until `sgmap_buffer_release`, and is refused with
+ * `SGMAP_WRONG_STATE` while another thread holds it, or in a process
+ * forked after mapping (see `sgmap_device`). On a handle opened with
+ * `SGMAP_OPEN_READ_ONLY`, a command that sends data to the device or is not
+ * read-safe gives `SGMAP_INVALID_REQUEST`, unsent.
  *
  * # Safety
  *
@@ -1143,13 +1193,19 @@ sgmap_result sgmap_device_set_reserved_size(struct sgmap_device *dev, size_t byt
  * the buffer with `sgmap_buffer`.
  *
  * From then on the handle is in mapped mode, for its whole life: the
- * reserved size is frozen, and `SGMAP_MODE_MMAP` commands move data in the
- * buffer with no copy. Mapping twice gives `SGMAP_WRONG_STATE`.
+ * reserved size is frozen, `SGMAP_MODE_MMAP` commands move data in the
+ * buffer with no copy, and nothing else that moves data runs on it (see
+ * `sgmap_device`). Mapping twice gives `SGMAP_WRONG_STATE`.
  *
- * If the mmap itself fails, the handle stays unmapped: the failed attempt
- * consumed the file descriptor, so sgmap opens the node again with the
- * same flags (its reserved size is then the default). If even that fails,
- * the handle is lost: every later call gives `SGMAP_DEVICE_LOST`.
+ * When the block size is not known yet, this first sends READ CAPACITY
+ * (passing over UNIT ATTENTIONs, as `sgmap_block_size` does), while the
+ * buffer holds nothing of the program's, so that the block helpers never
+ * need a command of their own on the mapped handle. A device that does not
+ * answer it maps all the same.
+ *
+ * If mapping fails, the handle stays as it was: unmapped, on the same file
+ * descriptor (`sgmap_device_fd` gives the same number) with every setting
+ * made on it; only its reserved size may have become the granted one.
  *
  * # Safety
  *
@@ -1163,10 +1219,11 @@ sgmap_result sgmap_device_map_reserved(struct sgmap_device *dev, size_t bytes, s
  * length in `*len`: the granted reserved size down to a whole page, every
  * byte of it mapped. Bytes past `*len` are not part of the mapping.
  *
- * The pointer stays valid until the handle is closed. The bytes belong to
- * the kernel while any command runs on this handle: do not read or write
- * them until it has returned (a command whose data fits the reserved
- * buffer may pass through it even when not mmap-ed). The buffer is
+ * The pointer stays valid until the handle is closed. The bytes are the
+ * calling thread's only while it holds the buffer's lease (from its
+ * `SGMAP_MODE_MMAP` command or `sgmap_buffer_lease` until
+ * `sgmap_buffer_release`; see `sgmap_device`), and never while one of its
+ * commands runs. This function itself lends nothing. The buffer is
  * read-only for handles opened with `SGMAP_OPEN_READ_ONLY`: writing it
  * faults.
  *
@@ -1180,9 +1237,46 @@ sgmap_result sgmap_device_map_reserved(struct sgmap_device *dev, size_t bytes, s
 sgmap_result sgmap_buffer(struct sgmap_device *dev, uint8_t **ptr, size_t *len);
 
 /**
+ * Lends the mapped buffer to the calling thread and stores its address
+ * and length in `*ptr` and `*len` (as `sgmap_buffer` does): take it before
+ * filling the buffer for an `SGMAP_MODE_MMAP` write, so that no other
+ * thread's command can use the buffer meanwhile. An `SGMAP_MODE_MMAP`
+ * command lends the buffer to its thread just the same. The lease lasts
+ * until `sgmap_buffer_release`; leasing again from the same thread is
+ * harmless.
+ *
+ * Returns `SGMAP_WRONG_STATE` when the buffer is lent to another thread
+ * (nothing changes: try again after that thread releases it), when the
+ * handle was mapped before fork() by a parent process, or before
+ * `sgmap_device_map_reserved`.
+ *
+ * # Safety
+ *
+ * `dev` must be NULL or a live handle; `ptr` and `len` must be NULL or
+ * valid for a write of one pointer and one `size_t`.
+ */
+sgmap_result sgmap_buffer_lease(struct sgmap_device *dev, uint8_t **ptr, size_t *len);
+
+/**
+ * Ends the lease of the mapped buffer (see `sgmap_device`): afterwards any
+ * thread's `SGMAP_MODE_MMAP` command may use it, and the bytes are no
+ * longer the releasing thread's. Call it from the thread that holds the
+ * lease once it is done with the bytes (it works from any thread, for a
+ * holder that is gone). Releasing a buffer that is not lent does nothing.
+ *
+ * Returns `SGMAP_WRONG_STATE` before `sgmap_device_map_reserved`.
+ *
+ * # Safety
+ *
+ * `dev` must be NULL or a live handle.
+ */
+sgmap_result sgmap_buffer_release(struct sgmap_device *dev);
+
+/**
  * Stores in `*out` the largest transfer one command can carry on this
  * device, in bytes (the queue's max_sectors limit; the typed block helpers
- * split longer transfers by it).
+ * split longer transfers by it). Read from the handle's own fd when it was
+ * opened: the same answer for every open flag, mapped or not.
  *
  * # Safety
  *
@@ -1374,6 +1468,10 @@ sgmap_result sgmap_wait_ready(struct sgmap_device *dev);
 /**
  * Sends INQUIRY and decodes the standard data into `*out`.
  *
+ * On a mapped handle this gives `SGMAP_WRONG_STATE`, unsent: its data
+ * would pass through the mapped reserved buffer (see `sgmap_device`). Call
+ * it before `sgmap_device_map_reserved`, or on another handle.
+ *
  * # Safety
  *
  * `dev` must be NULL or a live handle; `out` must be NULL or valid for a
@@ -1386,6 +1484,10 @@ sgmap_result sgmap_inquiry(struct sgmap_device *dev, struct sgmap_inquiry_data *
  * length in `*out_len` (when not NULL). When the page is longer than
  * `len`, the first `len` bytes are copied and the result is
  * `SGMAP_BUFFER_TOO_SMALL`.
+ *
+ * On a mapped handle this gives `SGMAP_WRONG_STATE`, unsent: its data
+ * would pass through the mapped reserved buffer (see `sgmap_device`). Call
+ * it before `sgmap_device_map_reserved`, or on another handle.
  *
  * # Safety
  *
@@ -1400,6 +1502,10 @@ sgmap_result sgmap_inquiry_vpd(struct sgmap_device *dev, uint8_t page, uint8_t *
  * and decodes the answer into `*out`. The block size is remembered for the
  * block helpers.
  *
+ * On a mapped handle this gives `SGMAP_WRONG_STATE`, unsent: its data
+ * would pass through the mapped reserved buffer (see `sgmap_device`). Call
+ * it before `sgmap_device_map_reserved`, or on another handle.
+ *
  * # Safety
  *
  * `dev` must be NULL or a live handle; `out` must be NULL or valid for a
@@ -1409,6 +1515,9 @@ sgmap_result sgmap_read_capacity(struct sgmap_device *dev, struct sgmap_capacity
 
 /**
  * Stores the logical block size in `*out` (READ CAPACITY on first use).
+ * On a mapped handle no command is sent: the answer is the block size
+ * learnt before or while mapping, or `SGMAP_WRONG_STATE` when it is not
+ * known.
  *
  * # Safety
  *
@@ -1445,6 +1554,11 @@ sgmap_result sgmap_synchronize_cache(struct sgmap_device *dev);
  * the commands sent, the failed one included; a failed command's bytes
  * never count.
  *
+ * On a mapped handle only `SGMAP_MODE_MMAP` runs (the other modes give
+ * `SGMAP_WRONG_STATE`, unsent); it lends the buffer to the calling thread
+ * until `sgmap_buffer_release` (see `sgmap_device`). It sends nothing but
+ * the READ itself.
+ *
  * # Safety
  *
  * `dev` must be NULL or a live handle; `buf` must be NULL or valid for
@@ -1462,6 +1576,12 @@ sgmap_result sgmap_read_blocks(struct sgmap_device *dev, uint64_t lba, void *buf
  * `buf`, or `SGMAP_MODE_MMAP` with `buf` = NULL to write from the start of
  * the mapped reserved buffer (fill it first). `*out` (when not NULL) says
  * what happened, also when it failed part way (as for `sgmap_read_blocks`).
+ *
+ * On a mapped handle only `SGMAP_MODE_MMAP` runs (the other modes give
+ * `SGMAP_WRONG_STATE`, unsent). Fill the buffer while holding its lease
+ * (`sgmap_buffer_lease`) when other threads share the handle. On a handle
+ * opened with `SGMAP_OPEN_READ_ONLY` it gives `SGMAP_INVALID_REQUEST`,
+ * unsent, whoever the caller is.
  *
  * # Safety
  *

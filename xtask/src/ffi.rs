@@ -56,6 +56,7 @@ const PROGRAMS: &[(&str, Setup)] = &[
     ("queue_pool.c", Setup::Plain),
     ("bad_input.c", Setup::Plain),
     ("threads.cpp", Setup::Plain),
+    ("mapped_rules.c", Setup::Plain),
 ];
 
 /// The program whose device-free checks also run on the host with ASan.

@@ -343,12 +343,24 @@ pub(crate) unsafe fn parse_command(c: &sgmap_command) -> Result<(Command, Direct
 /// error, hold the status bytes and sense; a UNIT ATTENTION is not retried
 /// here); `SGMAP_OS_ERROR` when the driver refused it (errno in the last
 /// error); `SGMAP_INVALID_REQUEST`, `SGMAP_INVALID_CDB`,
-/// `SGMAP_INVALID_ARGUMENT`, `SGMAP_WRONG_STATE` (mmap IO before mapping)
+/// `SGMAP_INVALID_ARGUMENT`, `SGMAP_WRONG_STATE` (mmap IO before mapping,
+/// and the mapped-handle rules below)
 /// or `SGMAP_NULL_PARAMETER` when it was not sent. Whenever the command did
 /// not run, `*outcome` is all zero.
 ///
 /// On a mapped handle commands run one at a time; on an unmapped one they
-/// may overlap.
+/// may overlap. A mapped handle carries only `SGMAP_MODE_MMAP` commands and
+/// commands without data: an `SGMAP_MODE_INDIRECT` or `SGMAP_MODE_DIRECT`
+/// command with data gives `SGMAP_WRONG_STATE` there, unsent, because the
+/// sg driver would move its data through the mapped buffer (it lends the
+/// reserved buffer to any indirect command that fits, and to direct IO that
+/// falls back), over the bytes the program keeps there: send it on another
+/// handle. An `SGMAP_MODE_MMAP` command lends the buffer to the calling
+/// thread until `sgmap_buffer_release`, and is refused with
+/// `SGMAP_WRONG_STATE` while another thread holds it, or in a process
+/// forked after mapping (see `sgmap_device`). On a handle opened with
+/// `SGMAP_OPEN_READ_ONLY`, a command that sends data to the device or is not
+/// read-safe gives `SGMAP_INVALID_REQUEST`, unsent.
 ///
 /// # Safety
 ///
@@ -382,7 +394,7 @@ pub unsafe extern "C" fn sgmap_execute(
                         "with SGMAP_MODE_MMAP the data is in the mapped buffer: set cmd->data to NULL",
                     ));
                 }
-                dev.with_mapped("SGMAP_MODE_MMAP", |m| {
+                dev.with_buffer("sgmap_execute(SGMAP_MODE_MMAP)", |m| {
                     Ok(m.execute(&command, direction, c.data_len)?)
                 })?
             }
@@ -418,7 +430,16 @@ pub unsafe extern "C" fn sgmap_execute(
                         }?,
                     ),
                 };
-                dev.with_device(|d| Ok(d.execute(&command, data)?))?
+                if data.is_empty() {
+                    dev.with_device(|d| Ok(d.execute(&command, data)?))?
+                } else {
+                    let what = if asked == Asked::Direct {
+                        "sgmap_execute with SGMAP_MODE_DIRECT and data"
+                    } else {
+                        "sgmap_execute with SGMAP_MODE_INDIRECT and data"
+                    };
+                    dev.with_data(what, |d| Ok(d.execute(&command, data)?))?
+                }
             }
         };
         let c_outcome = sgmap_outcome::from_core(&result);

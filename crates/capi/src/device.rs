@@ -4,18 +4,26 @@
 use std::ffi::c_char;
 use std::path::PathBuf;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::thread::ThreadId;
 
 use sgmap::{Device, MappedDevice, OpenOptions};
 
 use crate::args::{self, write_text, Out};
 use crate::error::{guard, sgmap_result, Fail};
 
-/// `sgmap_device_open` flag: open read-only. The kernel then allows only
-/// read-safe commands (INQUIRY, READ, ...) unless the caller has
-/// CAP_SYS_RAWIO, and the reserved buffer is mapped read-only.
+/// `sgmap_device_open` flag: open read-only. sgmap then sends only what the
+/// kernel counts as read-safe (INQUIRY, READ, READ CAPACITY, MODE SENSE,
+/// ...) and nothing that sends data to the device, by any function (the
+/// helpers, `sgmap_execute`, mmap-ed and pool commands): anything else gives
+/// `SGMAP_INVALID_REQUEST` before the kernel sees it, even for a caller with
+/// CAP_SYS_RAWIO (root), whom the kernel's own gate lets through. The
+/// reserved buffer is mapped read-only.
 pub const SGMAP_OPEN_READ_ONLY: u32 = 1;
 /// `sgmap_device_open` flag: open with O_EXCL, so no one else can open the
-/// device while this handle lives.
+/// device while this handle lives. The sg driver refuses it together with
+/// `SGMAP_OPEN_READ_ONLY` (`SGMAP_OPEN_FAILED`, EPERM). sgmap never opens the
+/// node a second time behind a handle, so every function works on an
+/// exclusive handle.
 pub const SGMAP_OPEN_EXCLUSIVE: u32 = 2;
 /// `sgmap_device_open` flag: open with O_NONBLOCK: an exclusive open fails
 /// with EAGAIN instead of waiting.
@@ -33,20 +41,44 @@ pub const SGMAP_NODE_BLOCK: u32 = 2;
 /// released by `sgmap_device_close`.
 ///
 /// Thread safety: every function may be called on one handle from several
-/// threads at once; a lock inside the handle serialises what must not
-/// overlap. Commands on an unmapped handle run concurrently (the driver
-/// takes up to 16 per fd); once the reserved buffer is mapped, commands on
-/// the handle run one at a time, because they share that buffer. Closing is
-/// the exception: `sgmap_device_close` must not overlap any other call on
-/// the handle.
+/// threads at once, except `sgmap_device_close`, which must not overlap any
+/// other call on the handle; a lock inside the handle serialises what must
+/// not overlap. On an unmapped handle commands run concurrently (the driver
+/// takes up to 16 per fd).
+///
+/// A mapped handle (after `sgmap_device_map_reserved`) carries only
+/// `SGMAP_MODE_MMAP` commands and commands without data: anything that
+/// would move data through a caller buffer (the INQUIRY and READ CAPACITY
+/// helpers, `SGMAP_MODE_INDIRECT` and `SGMAP_MODE_DIRECT` transfers) gives
+/// `SGMAP_WRONG_STATE` before the kernel sees it, because the sg driver
+/// would pass that data through the mapped buffer, over the bytes the
+/// program keeps there. No sgmap function sends a command of its own
+/// through the buffer (the block size is learnt when mapping).
+///
+/// Its buffer is lent to one thread at a time. An `SGMAP_MODE_MMAP` command
+/// (or `sgmap_buffer_lease`) lends it to the calling thread, and it stays
+/// that thread's, bytes and all, until `sgmap_buffer_release`; meanwhile
+/// another thread's `SGMAP_MODE_MMAP` command or lease gives
+/// `SGMAP_WRONG_STATE`, and nothing runs. A program with one thread never
+/// needs to release. Several threads sharing one mapped handle each do:
+/// command (or lease), read or fill the buffer, `sgmap_buffer_release`.
+/// Reading or writing the buffer without holding the lease is the program's
+/// own race. Commands without data run whoever holds the lease.
+///
+/// fork(): the child inherits the fd and, for a mapped handle, the very
+/// same reserved buffer (shared memory). The child may read the buffer
+/// (synchronising with the parent itself), and may send commands without
+/// data, but its `SGMAP_MODE_MMAP` commands and leases give
+/// `SGMAP_WRONG_STATE`, so the parent's commands never fail EBUSY or find
+/// the child's data: let the child open and map a handle of its own. Both
+/// processes may use an inherited unmapped handle, but then neither may map
+/// it. Close the handle in each process that no longer needs it.
 #[derive(Debug)]
 pub struct sgmap_device {
     state: RwLock<State>,
     path: PathBuf,
     /// The `SGMAP_OPEN_*` flags it was opened with.
     flags: u32,
-    /// The same, for opening the node again.
-    options: OpenOptions,
 }
 
 /// What the handle holds.
@@ -55,9 +87,18 @@ pub(crate) enum State {
     /// Opened, reserved buffer not mapped.
     Open(Device),
     /// The reserved buffer is mapped: its size is frozen.
-    Mapped(MappedDevice),
-    /// A failed mapping consumed the device and reopening failed.
+    Mapped(Mapped),
+    /// Only while `sgmap_device_map_reserved` holds the device, or after an
+    /// internal error (a caught panic) interrupted it.
     Lost,
+}
+
+/// A mapped handle's device and who holds its buffer.
+#[derive(Debug)]
+pub(crate) struct Mapped {
+    pub(crate) dev: MappedDevice,
+    /// The thread the buffer is lent to, if any.
+    lent_to: Option<ThreadId>,
 }
 
 impl sgmap_device {
@@ -80,8 +121,8 @@ impl sgmap_device {
         Fail::new(
             sgmap_result::SGMAP_DEVICE_LOST,
             format!(
-                "{}: this handle lost its device when mapping the reserved buffer failed and the \
-                 node could not be opened again; close the handle and open the device anew",
+                "{}: this handle lost its device in an internal error (SGMAP_PANIC) while mapping \
+                 the reserved buffer; close the handle and open the device anew",
                 self.path.display()
             ),
         )
@@ -97,9 +138,25 @@ impl sgmap_device {
         )
     }
 
+    /// The refusal of a command whose data would pass through the mapped buffer.
+    pub(crate) fn through_buffer(&self, what: &str) -> Fail {
+        Fail::new(
+            sgmap_result::SGMAP_WRONG_STATE,
+            format!(
+                "{}: {what} moves data through a caller buffer, and on a handle whose reserved \
+                 buffer is mapped the sg driver would pass that data through the mapped buffer, \
+                 over the bytes kept there; a mapped handle carries only SGMAP_MODE_MMAP commands \
+                 and commands without data: call it before sgmap_device_map_reserved, use \
+                 SGMAP_MODE_MMAP, or open a second handle with sgmap_device_open for it",
+                self.path.display()
+            ),
+        )
+    }
+
     /// Runs `f` on the device, in either state: under the shared lock when
-    /// unmapped (commands may overlap), under the exclusive lock when mapped
-    /// (a command may use the reserved buffer).
+    /// unmapped (commands may overlap), under the exclusive lock when mapped.
+    /// For what moves no data through a caller buffer (see
+    /// [`with_data`](Self::with_data)).
     pub(crate) fn with_device<T>(
         &self,
         f: impl FnOnce(&Device) -> Result<T, Fail>,
@@ -115,16 +172,93 @@ impl sgmap_device {
         let mut state = self.write();
         match &mut *state {
             State::Open(dev) => f(dev),
-            State::Mapped(m) => f(m.device()),
+            State::Mapped(m) => f(m.dev.device()),
             State::Lost => Err(self.lost()),
         }
     }
 
-    /// Runs `f` on the mapped device, under the exclusive lock.
-    pub(crate) fn with_mapped<T>(
+    /// Runs `f`, which moves data through a caller buffer, on an unmapped
+    /// device; refuses it, naming `what`, on a mapped one.
+    pub(crate) fn with_data<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&Device) -> Result<T, Fail>,
+    ) -> Result<T, Fail> {
+        let state = self.read();
+        match &*state {
+            State::Open(dev) => f(dev),
+            State::Mapped(_) => Err(self.through_buffer(what)),
+            State::Lost => Err(self.lost()),
+        }
+    }
+
+    /// The block size: READ CAPACITY on first use when unmapped; on a mapped
+    /// handle what was learnt before or when mapping (never a command there).
+    pub(crate) fn block_size(&self) -> Result<u32, Fail> {
+        let state = self.read();
+        match &*state {
+            State::Open(d) => Ok(d.block_size()?),
+            State::Mapped(m) => m
+                .dev
+                .block_size()
+                .map_err(|_| unknown_block_size(&self.path)),
+            State::Lost => Err(self.lost()),
+        }
+    }
+
+    /// Checks that the calling thread may use the mapped buffer now.
+    fn may_lend(&self, m: &Mapped, what: &str) -> Result<(), Fail> {
+        if m.dev.is_inherited() {
+            return Err(Fail::new(
+                sgmap_result::SGMAP_WRONG_STATE,
+                format!(
+                    "{}: {what} refused: this handle's buffer was mapped before fork() by a \
+                     parent of this process, which shares the fd and the buffer with it, so \
+                     commands in it here would race the parent's; read the buffer only, or open \
+                     (sgmap_device_open) and map a handle of this process's own",
+                    self.path.display()
+                ),
+            ));
+        }
+        match m.lent_to {
+            Some(t) if t != std::thread::current().id() => Err(Fail::new(
+                sgmap_result::SGMAP_WRONG_STATE,
+                format!(
+                    "{}: {what} refused: the mapped buffer is lent to another thread (since its \
+                     SGMAP_MODE_MMAP command or sgmap_buffer_lease) until that thread calls \
+                     sgmap_buffer_release; take turns, e.g. with a lock of your own around \
+                     command, reading the buffer and release",
+                    self.path.display()
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Lends the mapped buffer to the calling thread and runs `f` on the
+    /// mapped device, under the exclusive lock: for mmap-ed commands.
+    pub(crate) fn with_buffer<T>(
         &self,
         what: &str,
         f: impl FnOnce(&mut MappedDevice) -> Result<T, Fail>,
+    ) -> Result<T, Fail> {
+        let mut state = self.write();
+        match &mut *state {
+            State::Mapped(m) => {
+                self.may_lend(m, what)?;
+                m.lent_to = Some(std::thread::current().id());
+                f(&mut m.dev)
+            }
+            State::Open(_) => Err(self.not_mapped(what)),
+            State::Lost => Err(self.lost()),
+        }
+    }
+
+    /// Runs `f` on the mapped device without lending the buffer.
+    fn with_mapped<T>(
+        &self,
+        what: &str,
+        f: impl FnOnce(&mut Mapped) -> Result<T, Fail>,
     ) -> Result<T, Fail> {
         let mut state = self.write();
         match &mut *state {
@@ -132,6 +266,26 @@ impl sgmap_device {
             State::Open(_) => Err(self.not_mapped(what)),
             State::Lost => Err(self.lost()),
         }
+    }
+}
+
+/// The refusal of a block helper on a mapped handle whose block size is unknown.
+pub(crate) fn unknown_block_size(path: &std::path::Path) -> Fail {
+    Fail::new(
+        sgmap_result::SGMAP_WRONG_STATE,
+        format!(
+            "{}: the block size is not known: READ CAPACITY did not succeed when the reserved \
+             buffer was mapped, and on the mapped handle its data would pass through the buffer; \
+             call sgmap_block_size before sgmap_device_map_reserved, or on a second handle \
+             opened with sgmap_device_open",
+            path.display()
+        ),
+    )
+}
+
+impl From<sgmap::MapError> for Fail {
+    fn from(e: sgmap::MapError) -> Self {
+        Fail::from(sgmap::Error::from(e))
     }
 }
 
@@ -192,7 +346,6 @@ pub unsafe extern "C" fn sgmap_device_open(
             state: RwLock::new(State::Open(device)),
             path,
             flags,
-            options,
         });
         // SAFETY: checked above, valid for a write per the caller's contract.
         unsafe { out.put(Box::into_raw(handle)) };
@@ -272,7 +425,8 @@ pub struct sgmap_device_info {
     /// The reserved size the kernel granted when mapping (may exceed
     /// `buffer_len` by less than a page), 0 when not mapped.
     pub granted: usize,
-    /// The handle lost its device (see `SGMAP_DEVICE_LOST`).
+    /// The handle lost its device (see `SGMAP_DEVICE_LOST`): only after an
+    /// internal error (`SGMAP_PANIC`) while mapping.
     pub lost: bool,
 }
 
@@ -306,7 +460,7 @@ pub unsafe extern "C" fn sgmap_device_get_info(
             };
             match &*state {
                 State::Open(d) => base(d),
-                State::Mapped(m) => sgmap_device_info {
+                State::Mapped(Mapped { dev: m, .. }) => sgmap_device_info {
                     driver_version: m.device_info().driver_version(),
                     node_kind: SGMAP_NODE_SG,
                     read_only: dev.options_read_only(),
@@ -409,7 +563,7 @@ pub unsafe extern "C" fn sgmap_device_fd(
             let state = dev.read();
             match &*state {
                 State::Open(d) => d.as_raw_fd(),
-                State::Mapped(m) => m.as_raw_fd(),
+                State::Mapped(m) => m.dev.as_raw_fd(),
                 State::Lost => return Err(dev.lost()),
             }
         };
@@ -439,7 +593,7 @@ pub unsafe extern "C" fn sgmap_device_reserved_size(
             let state = dev.read();
             match &*state {
                 State::Open(d) => d.reserved_size()?,
-                State::Mapped(m) => m.device_info().reserved_size()?,
+                State::Mapped(m) => m.dev.device_info().reserved_size()?,
                 State::Lost => return Err(dev.lost()),
             }
         };
@@ -504,13 +658,19 @@ pub unsafe extern "C" fn sgmap_device_set_reserved_size(
 /// the buffer with `sgmap_buffer`.
 ///
 /// From then on the handle is in mapped mode, for its whole life: the
-/// reserved size is frozen, and `SGMAP_MODE_MMAP` commands move data in the
-/// buffer with no copy. Mapping twice gives `SGMAP_WRONG_STATE`.
+/// reserved size is frozen, `SGMAP_MODE_MMAP` commands move data in the
+/// buffer with no copy, and nothing else that moves data runs on it (see
+/// `sgmap_device`). Mapping twice gives `SGMAP_WRONG_STATE`.
 ///
-/// If the mmap itself fails, the handle stays unmapped: the failed attempt
-/// consumed the file descriptor, so sgmap opens the node again with the
-/// same flags (its reserved size is then the default). If even that fails,
-/// the handle is lost: every later call gives `SGMAP_DEVICE_LOST`.
+/// When the block size is not known yet, this first sends READ CAPACITY
+/// (passing over UNIT ATTENTIONs, as `sgmap_block_size` does), while the
+/// buffer holds nothing of the program's, so that the block helpers never
+/// need a command of their own on the mapped handle. A device that does not
+/// answer it maps all the same.
+///
+/// If mapping fails, the handle stays as it was: unmapped, on the same file
+/// descriptor (`sgmap_device_fd` gives the same number) with every setting
+/// made on it; only its reserved size may have become the granted one.
 ///
 /// # Safety
 ///
@@ -546,8 +706,6 @@ pub unsafe extern "C" fn sgmap_device_map_reserved(
             }
             State::Lost => return Err(dev.lost()),
         };
-        // What can fail before the mmap is checked while the handle still
-        // owns its device, so those failures leave it as it was.
         if !device.supports_mmap() {
             return Err(Fail::new(
                 sgmap_result::SGMAP_INVALID_REQUEST,
@@ -559,14 +717,18 @@ pub unsafe extern "C" fn sgmap_device_map_reserved(
                 ),
             ));
         }
-        device.set_reserved_size(bytes)?;
+        // The handle holds `Lost` only while the lock is held here, unless a
+        // panic interrupts the mapping.
         let State::Open(device) = std::mem::replace(&mut *state, State::Lost) else {
             return Err(dev.lost());
         };
         match device.map_reserved(bytes) {
             Ok(mapped) => {
                 let got = mapped.granted();
-                *state = State::Mapped(mapped);
+                *state = State::Mapped(Mapped {
+                    dev: mapped,
+                    lent_to: None,
+                });
                 if let Some(g) = granted {
                     // SAFETY: checked, valid for a write per the caller's contract.
                     unsafe { g.put(got) };
@@ -574,20 +736,9 @@ pub unsafe extern "C" fn sgmap_device_map_reserved(
                 Ok(())
             }
             Err(e) => {
-                let fail = Fail::from(e);
-                match dev.options.open(&dev.path) {
-                    Ok(d) => {
-                        *state = State::Open(d);
-                        Err(fail)
-                    }
-                    Err(reopen) => Err(Fail::new(
-                        sgmap_result::SGMAP_DEVICE_LOST,
-                        format!(
-                            "{}; opening the node again failed too ({reopen}): close this handle",
-                            fail.message()
-                        ),
-                    )),
-                }
+                let (error, device) = e.into_parts();
+                *state = State::Open(device);
+                Err(Fail::from(error))
             }
         }
     })
@@ -597,10 +748,11 @@ pub unsafe extern "C" fn sgmap_device_map_reserved(
 /// length in `*len`: the granted reserved size down to a whole page, every
 /// byte of it mapped. Bytes past `*len` are not part of the mapping.
 ///
-/// The pointer stays valid until the handle is closed. The bytes belong to
-/// the kernel while any command runs on this handle: do not read or write
-/// them until it has returned (a command whose data fits the reserved
-/// buffer may pass through it even when not mmap-ed). The buffer is
+/// The pointer stays valid until the handle is closed. The bytes are the
+/// calling thread's only while it holds the buffer's lease (from its
+/// `SGMAP_MODE_MMAP` command or `sgmap_buffer_lease` until
+/// `sgmap_buffer_release`; see `sgmap_device`), and never while one of its
+/// commands runs. This function itself lends nothing. The buffer is
 /// read-only for handles opened with `SGMAP_OPEN_READ_ONLY`: writing it
 /// faults.
 ///
@@ -621,27 +773,89 @@ pub unsafe extern "C" fn sgmap_buffer(
         let dev = unsafe { handle(dev) }?;
         let ptr = Out::new(ptr, "ptr")?;
         let len = Out::new(len, "len")?;
-        let (p, n) = dev.with_mapped("sgmap_buffer", |m| {
-            let n = m.len();
-            let p = match m.as_mut_slice() {
-                Some(s) => s.as_mut_ptr(),
-                None => m.as_slice().as_ptr().cast_mut(),
-            };
-            Ok((p, n))
-        })?;
+        let (p, n) = dev.with_mapped("sgmap_buffer", |m| Ok(buffer_of(&mut m.dev)))?;
         // SAFETY: both checked, valid for writes per the caller's contract.
-        unsafe {
-            ptr.put(p);
-        }
+        unsafe { ptr.put(p) };
         // SAFETY: as above.
         unsafe { len.put(n) };
         Ok(())
     })
 }
 
+/// The mapping's address and length.
+fn buffer_of(m: &mut MappedDevice) -> (*mut u8, usize) {
+    let n = m.len();
+    let p = match m.as_mut_slice() {
+        Some(s) => s.as_mut_ptr(),
+        None => m.as_slice().as_ptr().cast_mut(),
+    };
+    (p, n)
+}
+
+/// Lends the mapped buffer to the calling thread and stores its address
+/// and length in `*ptr` and `*len` (as `sgmap_buffer` does): take it before
+/// filling the buffer for an `SGMAP_MODE_MMAP` write, so that no other
+/// thread's command can use the buffer meanwhile. An `SGMAP_MODE_MMAP`
+/// command lends the buffer to its thread just the same. The lease lasts
+/// until `sgmap_buffer_release`; leasing again from the same thread is
+/// harmless.
+///
+/// Returns `SGMAP_WRONG_STATE` when the buffer is lent to another thread
+/// (nothing changes: try again after that thread releases it), when the
+/// handle was mapped before fork() by a parent process, or before
+/// `sgmap_device_map_reserved`.
+///
+/// # Safety
+///
+/// `dev` must be NULL or a live handle; `ptr` and `len` must be NULL or
+/// valid for a write of one pointer and one `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn sgmap_buffer_lease(
+    dev: *mut sgmap_device,
+    ptr: *mut *mut u8,
+    len: *mut usize,
+) -> sgmap_result {
+    guard("sgmap_buffer_lease", || {
+        // SAFETY: NULL or a live handle per the caller's contract.
+        let dev = unsafe { handle(dev) }?;
+        let ptr = Out::new(ptr, "ptr")?;
+        let len = Out::new(len, "len")?;
+        let (p, n) = dev.with_buffer("sgmap_buffer_lease", |m| Ok(buffer_of(m)))?;
+        // SAFETY: both checked, valid for writes per the caller's contract.
+        unsafe { ptr.put(p) };
+        // SAFETY: as above.
+        unsafe { len.put(n) };
+        Ok(())
+    })
+}
+
+/// Ends the lease of the mapped buffer (see `sgmap_device`): afterwards any
+/// thread's `SGMAP_MODE_MMAP` command may use it, and the bytes are no
+/// longer the releasing thread's. Call it from the thread that holds the
+/// lease once it is done with the bytes (it works from any thread, for a
+/// holder that is gone). Releasing a buffer that is not lent does nothing.
+///
+/// Returns `SGMAP_WRONG_STATE` before `sgmap_device_map_reserved`.
+///
+/// # Safety
+///
+/// `dev` must be NULL or a live handle.
+#[no_mangle]
+pub unsafe extern "C" fn sgmap_buffer_release(dev: *mut sgmap_device) -> sgmap_result {
+    guard("sgmap_buffer_release", || {
+        // SAFETY: NULL or a live handle per the caller's contract.
+        let dev = unsafe { handle(dev) }?;
+        dev.with_mapped("sgmap_buffer_release", |m| {
+            m.lent_to = None;
+            Ok(())
+        })
+    })
+}
+
 /// Stores in `*out` the largest transfer one command can carry on this
 /// device, in bytes (the queue's max_sectors limit; the typed block helpers
-/// split longer transfers by it).
+/// split longer transfers by it). Read from the handle's own fd when it was
+/// opened: the same answer for every open flag, mapped or not.
 ///
 /// # Safety
 ///

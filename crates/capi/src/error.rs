@@ -52,10 +52,14 @@ pub enum sgmap_result {
     /// The device answered, but its data could not be decoded.
     SGMAP_BAD_RESPONSE = 11,
     /// The call does not fit the handle's state: the reserved buffer is not
-    /// mapped yet, or is already mapped (its size is then frozen).
+    /// mapped yet, or is already mapped (its size is then frozen, and only
+    /// `SGMAP_MODE_MMAP` commands and commands without data run), or it is
+    /// lent to another thread, or was mapped by a parent process before
+    /// fork(). Nothing was sent.
     SGMAP_WRONG_STATE = 12,
-    /// The handle has lost its device: mapping the reserved buffer failed
-    /// and the node could not be opened again. Close the handle.
+    /// The handle has lost its device: an internal error (`SGMAP_PANIC`)
+    /// interrupted the mapping of its reserved buffer. Close the handle. (A
+    /// failed mapping leaves the handle as it was.)
     SGMAP_DEVICE_LOST = 13,
     /// A failure sgmap does not classify further; see the message.
     SGMAP_OTHER = 14,
@@ -137,6 +141,7 @@ impl Fail {
     }
 
     /// The message.
+    #[cfg(test)]
     pub(crate) fn message(&self) -> &str {
         &self.message
     }

@@ -9,7 +9,7 @@ use sgmap::{BlockIo, Direction, Mode};
 
 use crate::args::{self, fill_array, Out};
 use crate::command::{asked_mode, fallback_to_c, mode_to_c, sgmap_fallback, sgmap_mode, Asked};
-use crate::device::{handle, sgmap_device};
+use crate::device::{handle, sgmap_device, unknown_block_size};
 use crate::error::{guard, sgmap_result, Fail};
 
 /// Sends TEST UNIT READY once. `SGMAP_OK` when the device is ready; a UNIT
@@ -69,6 +69,10 @@ pub struct sgmap_inquiry_data {
 
 /// Sends INQUIRY and decodes the standard data into `*out`.
 ///
+/// On a mapped handle this gives `SGMAP_WRONG_STATE`, unsent: its data
+/// would pass through the mapped reserved buffer (see `sgmap_device`). Call
+/// it before `sgmap_device_map_reserved`, or on another handle.
+///
 /// # Safety
 ///
 /// `dev` must be NULL or a live handle; `out` must be NULL or valid for a
@@ -82,7 +86,7 @@ pub unsafe extern "C" fn sgmap_inquiry(
         // SAFETY: NULL or a live handle per the caller's contract.
         let dev = unsafe { handle(dev) }?;
         let out = Out::new(out, "out")?;
-        let inq = dev.with_device(|d| Ok(d.inquiry()?))?;
+        let inq = dev.with_data("sgmap_inquiry", |d| Ok(d.inquiry()?))?;
         let mut c = sgmap_inquiry_data {
             peripheral_qualifier: inq.peripheral_qualifier,
             device_type: inq.device_type,
@@ -107,6 +111,10 @@ pub unsafe extern "C" fn sgmap_inquiry(
 /// `len`, the first `len` bytes are copied and the result is
 /// `SGMAP_BUFFER_TOO_SMALL`.
 ///
+/// On a mapped handle this gives `SGMAP_WRONG_STATE`, unsent: its data
+/// would pass through the mapped reserved buffer (see `sgmap_device`). Call
+/// it before `sgmap_device_map_reserved`, or on another handle.
+///
 /// # Safety
 ///
 /// `dev` must be NULL or a live handle; `buf` must be NULL or valid for
@@ -126,7 +134,7 @@ pub unsafe extern "C" fn sgmap_inquiry_vpd(
         let out_len = Out::optional(out_len, "out_len")?;
         // SAFETY: NULL or valid for `len` bytes per the caller's contract.
         let buf = unsafe { args::bytes_mut(buf, len, "buf") }?;
-        let data = dev.with_device(|d| Ok(d.inquiry_vpd(page)?))?;
+        let data = dev.with_data("sgmap_inquiry_vpd", |d| Ok(d.inquiry_vpd(page)?))?;
         let n = data.len().min(buf.len());
         buf[..n].copy_from_slice(&data[..n]);
         if let Some(o) = out_len {
@@ -174,6 +182,10 @@ pub struct sgmap_capacity {
 /// and decodes the answer into `*out`. The block size is remembered for the
 /// block helpers.
 ///
+/// On a mapped handle this gives `SGMAP_WRONG_STATE`, unsent: its data
+/// would pass through the mapped reserved buffer (see `sgmap_device`). Call
+/// it before `sgmap_device_map_reserved`, or on another handle.
+///
 /// # Safety
 ///
 /// `dev` must be NULL or a live handle; `out` must be NULL or valid for a
@@ -187,7 +199,7 @@ pub unsafe extern "C" fn sgmap_read_capacity(
         // SAFETY: NULL or a live handle per the caller's contract.
         let dev = unsafe { handle(dev) }?;
         let out = Out::new(out, "out")?;
-        let cap = dev.with_device(|d| Ok(d.read_capacity()?))?;
+        let cap = dev.with_data("sgmap_read_capacity", |d| Ok(d.read_capacity()?))?;
         let c = sgmap_capacity {
             blocks: cap.blocks,
             block_size: cap.block_size,
@@ -206,6 +218,9 @@ pub unsafe extern "C" fn sgmap_read_capacity(
 }
 
 /// Stores the logical block size in `*out` (READ CAPACITY on first use).
+/// On a mapped handle no command is sent: the answer is the block size
+/// learnt before or while mapping, or `SGMAP_WRONG_STATE` when it is not
+/// known.
 ///
 /// # Safety
 ///
@@ -217,7 +232,7 @@ pub unsafe extern "C" fn sgmap_block_size(dev: *mut sgmap_device, out: *mut u32)
         // SAFETY: NULL or a live handle per the caller's contract.
         let dev = unsafe { handle(dev) }?;
         let out = Out::new(out, "out")?;
-        let b = dev.with_device(|d| Ok(d.block_size()?))?;
+        let b = dev.block_size()?;
         // SAFETY: checked, valid for a write per the caller's contract.
         unsafe { out.put(b) };
         Ok(())
@@ -313,8 +328,12 @@ unsafe fn blocks(
             )
             .into());
         }
-        let done = dev.with_mapped("SGMAP_MODE_MMAP", |m| {
-            let block = m.device().block_size()? as usize;
+        let what = match dir {
+            Direction::ToDevice => "sgmap_write_blocks(SGMAP_MODE_MMAP)",
+            _ => "sgmap_read_blocks(SGMAP_MODE_MMAP)",
+        };
+        let done = dev.with_buffer(what, |m| {
+            let block = m.block_size().map_err(|_| unknown_block_size(m.path()))? as usize;
             if len % block != 0 {
                 return Err(Fail::new(
                     sgmap_result::SGMAP_INVALID_REQUEST,
@@ -351,16 +370,27 @@ unsafe fn blocks(
     } else {
         BlockIo::indirect()
     };
+    let (read, write) = if mode == Asked::Direct {
+        (
+            "sgmap_read_blocks(SGMAP_MODE_DIRECT)",
+            "sgmap_write_blocks(SGMAP_MODE_DIRECT)",
+        )
+    } else {
+        (
+            "sgmap_read_blocks(SGMAP_MODE_INDIRECT)",
+            "sgmap_write_blocks(SGMAP_MODE_INDIRECT)",
+        )
+    };
     let t = match dir {
         Direction::ToDevice => {
             // SAFETY: NULL or valid for reads of `len` bytes per the caller's contract.
             let data = unsafe { args::bytes(buf.cast_const(), len, "buf") }?;
-            dev.with_device(|d| Ok(d.write_blocks(lba, data, io)))?
+            dev.with_data(write, |d| Ok(d.write_blocks(lba, data, io)))?
         }
         _ => {
             // SAFETY: NULL or valid for writes of `len` bytes per the caller's contract.
             let data = unsafe { args::bytes_mut(buf, len, "buf") }?;
-            dev.with_device(|d| Ok(d.read_blocks(lba, data, io)))?
+            dev.with_data(read, |d| Ok(d.read_blocks(lba, data, io)))?
         }
     }?;
     Ok(transfer_to_c(&t))
@@ -401,6 +431,11 @@ fn blocks_out(
 /// the commands sent, the failed one included; a failed command's bytes
 /// never count.
 ///
+/// On a mapped handle only `SGMAP_MODE_MMAP` runs (the other modes give
+/// `SGMAP_WRONG_STATE`, unsent); it lends the buffer to the calling thread
+/// until `sgmap_buffer_release` (see `sgmap_device`). It sends nothing but
+/// the READ itself.
+///
 /// # Safety
 ///
 /// `dev` must be NULL or a live handle; `buf` must be NULL or valid for
@@ -438,6 +473,12 @@ pub unsafe extern "C" fn sgmap_read_blocks(
 /// `buf`, or `SGMAP_MODE_MMAP` with `buf` = NULL to write from the start of
 /// the mapped reserved buffer (fill it first). `*out` (when not NULL) says
 /// what happened, also when it failed part way (as for `sgmap_read_blocks`).
+///
+/// On a mapped handle only `SGMAP_MODE_MMAP` runs (the other modes give
+/// `SGMAP_WRONG_STATE`, unsent). Fill the buffer while holding its lease
+/// (`sgmap_buffer_lease`) when other threads share the handle. On a handle
+/// opened with `SGMAP_OPEN_READ_ONLY` it gives `SGMAP_INVALID_REQUEST`,
+/// unsent, whoever the caller is.
 ///
 /// # Safety
 ///

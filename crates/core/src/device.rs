@@ -1,10 +1,9 @@
 //! Opening an sg device, what it reports about itself, and running commands
 //! through caller buffers (indirect and direct IO).
 
-use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -26,27 +25,39 @@ pub struct OpenOptions {
 
 impl OpenOptions {
     /// Read-write, shared, blocking.
-    pub fn new() -> Self {
-        Self::default()
+    pub const fn new() -> Self {
+        Self {
+            read_only: false,
+            exclusive: false,
+            nonblocking: false,
+        }
     }
 
-    /// Opens read-only: the kernel then allows only read-safe commands
-    /// (INQUIRY, READ, ...) unless the caller has CAP_SYS_RAWIO, and an mmap-ed
-    /// reserved buffer can only be mapped for reading.
-    pub fn read_only(mut self, yes: bool) -> Self {
+    /// Opens read-only. sgmap then sends only what the kernel counts as
+    /// read-safe (INQUIRY, READ, READ CAPACITY, MODE SENSE, ...) and nothing
+    /// that sends data to the device, through every door (the typed helpers,
+    /// [`Device::execute`], a [`Queue`](crate::Queue), a mapping, a
+    /// [`Pool`](crate::Pool)): anything else is refused with
+    /// [`Error::InvalidRequest`] before the kernel sees it. The kernel's own
+    /// gate lets a caller with CAP_SYS_RAWIO (root) through, sgmap's does not.
+    /// An mmap-ed reserved buffer can only be mapped for reading.
+    pub const fn read_only(mut self, yes: bool) -> Self {
         self.read_only = yes;
         self
     }
 
     /// Opens with `O_EXCL`: no other open of the device while this one lasts.
-    pub fn exclusive(mut self, yes: bool) -> Self {
+    /// The sg driver refuses an exclusive open that is read-only (EPERM).
+    /// sgmap never opens a device a second time behind a handle's back, so
+    /// every helper works on an exclusive handle.
+    pub const fn exclusive(mut self, yes: bool) -> Self {
         self.exclusive = yes;
         self
     }
 
     /// Opens with `O_NONBLOCK`: an exclusive open fails instead of waiting, and
     /// the async interface's `read()` returns at once when nothing is ready.
-    pub fn nonblocking(mut self, yes: bool) -> Self {
+    pub const fn nonblocking(mut self, yes: bool) -> Self {
         self.nonblocking = yes;
         self
     }
@@ -105,12 +116,18 @@ pub struct Device {
     version: u32,
     kind: NodeKind,
     read_only: bool,
+    /// Set when [`Device::map_reserved`] mapped this fd's reserved buffer.
+    mapped: bool,
     block_size: OnceLock<u32>,
-    max_transfer: OnceLock<usize>,
+    max_transfer: usize,
 }
 
-fn open_hint(errno: Option<i32>) -> &'static str {
+fn open_hint(errno: Option<i32>, opts: OpenOptions) -> &'static str {
     match errno.map(Errno::from_raw) {
+        Some(Errno::EPERM) if opts.exclusive && opts.read_only => {
+            "the sg driver refuses an exclusive open that is read-only; open it read-write to \
+             hold it exclusively, or read-only without exclusive access"
+        }
         Some(Errno::ENOENT) => {
             "no such node: /sys/class/scsi_generic lists the sg devices there are; the sg module \
              may not be loaded (modprobe sg)"
@@ -166,7 +183,7 @@ impl Device {
                 }
                 Error::Open {
                     path: path.to_path_buf(),
-                    hint: open_hint(source.raw_os_error()),
+                    hint: open_hint(source.raw_os_error(), opts),
                     source,
                 }
             })?;
@@ -192,7 +209,7 @@ impl Device {
                 reason: not_sg_reason(meta.rdev(), kind),
             });
         }
-        let fd = Fd::new(OwnedFd::from(file), path.to_path_buf());
+        let fd = Fd::new(OwnedFd::from(file), path.to_path_buf(), opts.read_only);
         let version = match fd.get_int("SG_GET_VERSION_NUM", sys::ioctl::sg_get_version_num) {
             Ok(v) => v,
             Err(e)
@@ -208,13 +225,15 @@ impl Device {
             }
             Err(e) => return Err(e),
         };
+        let max_transfer = queue_max_transfer(&fd, kind)?;
         Ok(Device {
             fd,
             version: u32::try_from(version).unwrap_or(0),
             kind,
             read_only: opts.read_only,
+            mapped: false,
             block_size: OnceLock::new(),
-            max_transfer: OnceLock::new(),
+            max_transfer,
         })
     }
 
@@ -315,12 +334,25 @@ impl Device {
     }
 
     /// The largest transfer one command can carry on this device, in bytes:
-    /// the queue's `max_sectors` limit, read by asking a second fd for an
-    /// oversized reserved buffer and reading back the clamp. Cached.
+    /// the queue's `max_sectors` limit, read from this handle's own fd when
+    /// it was opened (`BLKSECTGET`, the same limit the driver clamps a
+    /// reserved buffer to). The same answer for every open option, mapped
+    /// or not; no second fd is opened for it.
     pub fn max_transfer(&self) -> usize {
-        *self
-            .max_transfer
-            .get_or_init(|| probe_max_transfer(self.path(), self.kind).unwrap_or(64 * 1024))
+        self.max_transfer
+    }
+
+    /// Whether this fd's reserved buffer is mapped: true for the device of a
+    /// [`MappedDevice`](crate::MappedDevice).
+    ///
+    /// A mapped device carries only commands that move no data through a
+    /// caller buffer (see [`execute`](Self::execute)).
+    pub fn is_mapped(&self) -> bool {
+        self.mapped
+    }
+
+    pub(crate) fn set_mapped(&mut self) {
+        self.mapped = true;
     }
 
     /// The alignment, in bytes, that direct IO needs of a buffer's address
@@ -339,7 +371,33 @@ impl Device {
     /// direct IO when [`Command::direct`] asked for it (the outcome says which
     /// really happened). Never retries; a SCSI failure is in the outcome
     /// ([`Outcome::check`] turns it into an error).
+    ///
+    /// **On a mapped device** ([`MappedDevice::device`](crate::MappedDevice::device))
+    /// a command with data is refused with [`Error::InvalidRequest`] before
+    /// the kernel sees it: the sg driver lends the fd's reserved buffer to
+    /// any indirect command whose data fits it (and to direct IO that falls
+    /// back to indirect), so the data would pass through the mapped buffer
+    /// and overwrite what the program keeps there. Commands without data
+    /// (TEST UNIT READY, SYNCHRONIZE CACHE, ...) run. Send data through the
+    /// mapping ([`MappedDevice::execute`](crate::MappedDevice::execute)),
+    /// before mapping, or through another [`Device`] of the same node. The
+    /// typed helpers follow the same rule, since they all come through here:
+    /// sgmap never moves data of its own through a mapped buffer.
     pub fn execute(&self, cmd: &Command, mut data: Data<'_>) -> Result<Outcome> {
+        if self.mapped && !data.is_empty() {
+            return Err(self.fd.invalid(
+                crate::outcome::command_name(cmd.cdb()),
+                format!(
+                    "this fd's reserved buffer is mapped, and the sg driver would move these {} \
+                     bytes through it (it lends the reserved buffer to an indirect command that \
+                     fits, and to direct IO that falls back), over the bytes the program keeps \
+                     there; on a mapped device only mmap-ed commands and commands without data \
+                     run: use MappedDevice::execute, send it before map_reserved, or open \
+                     another Device of the same node for it",
+                    data.len()
+                ),
+            ));
+        }
         let mode = Mode::requested(cmd, data.len());
         let (dir, len, ptr) = (data.direction(), data.len(), data.as_ptr());
         // SAFETY: `data` borrows the buffer (exclusively for FromDevice) for
@@ -408,27 +466,36 @@ fn not_sg_reason(rdev: u64, kind: NodeKind) -> String {
     }
 }
 
-/// Reads the queue's max transfer: the kernel clamps SG_SET_RESERVED_SIZE to it.
-fn probe_max_transfer(path: &Path, kind: NodeKind) -> Option<usize> {
-    if kind == NodeKind::Block {
-        return None;
+/// The queue's largest transfer, from the fd itself: `BLKSECTGET` gives
+/// bytes on an sg node and 512-byte sectors on a block device.
+fn queue_max_transfer(fd: &Fd, kind: NodeKind) -> Result<usize> {
+    use std::os::fd::AsRawFd as _;
+    let raw = fd.as_fd().as_raw_fd();
+    let bytes = match kind {
+        NodeKind::Sg => {
+            let mut v: libc::c_int = 0;
+            // SAFETY: BLKSECTGET on an sg fd writes one int through the
+            // pointer; `v` is a valid int and the fd is open.
+            unsafe { sys::ioctl::sg_blksectget(raw, &mut v) }
+                .map_err(|e| fd.os_error("BLKSECTGET", e))?;
+            usize::try_from(v).unwrap_or(0)
+        }
+        NodeKind::Block => {
+            let mut v: u16 = 0;
+            // SAFETY: BLKSECTGET on a block device writes one unsigned
+            // short through the pointer; `v` is one and the fd is open.
+            unsafe { sys::ioctl::blk_blksectget(raw, &mut v) }
+                .map_err(|e| fd.os_error("BLKSECTGET", e))?;
+            usize::from(v) * 512
+        }
+    };
+    if bytes == 0 {
+        return Err(fd.invalid(
+            "BLKSECTGET",
+            "the queue reports a largest transfer of 0 bytes; this device cannot carry data",
+        ));
     }
-    let file = File::options()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .ok()?;
-    let fd = Fd::new(OwnedFd::from(file), PathBuf::from(path));
-    fd.set_int(
-        "SG_SET_RESERVED_SIZE",
-        sys::ioctl::sg_set_reserved_size,
-        i32::MAX,
-    )
-    .ok()?;
-    let got = fd
-        .get_int("SG_GET_RESERVED_SIZE", sys::ioctl::sg_get_reserved_size)
-        .ok()?;
-    (got > 0).then_some(got as usize)
+    Ok(bytes)
 }
 
 /// The state of one of an fd's request slots (`SG_GET_REQUEST_TABLE`, whose

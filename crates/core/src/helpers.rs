@@ -356,7 +356,8 @@ impl Transfer {
 impl MappedDevice {
     /// Reads `blocks` blocks at `lba` into the mapped buffer with mmap-ed IO
     /// and returns the bytes read. Refuses (before sending anything) a read
-    /// that does not fit the buffer.
+    /// that does not fit the buffer. Sends nothing but the READ itself: the
+    /// block size comes from [`MappedDevice::block_size`].
     pub fn read_blocks(&mut self, lba: u64, blocks: u32) -> Result<&[u8]> {
         let out = self.block_command(lba, blocks, Direction::FromDevice)?;
         Ok(&self.as_slice()[..out.transferred()])
@@ -370,15 +371,9 @@ impl MappedDevice {
 
     /// The block size, never asked for on this fd: READ CAPACITY here would
     /// move its data through the reserved buffer, over bytes the caller may
-    /// have filled for the next write.
-    fn block_len(&mut self) -> Result<usize> {
-        if let Some(b) = self.device().cached_block_size().get() {
-            return Ok(*b as usize);
-        }
-        let other = Device::options().read_only(true).open(self.path())?;
-        let b = other.block_size()?;
-        let _ = self.device().cached_block_size().set(b);
-        Ok(b as usize)
+    /// have filled for the next write. It was learnt when mapping.
+    fn block_len(&self) -> Result<usize> {
+        Ok(self.block_size()? as usize)
     }
 
     fn block_command(&mut self, lba: u64, blocks: u32, dir: Direction) -> Result<Outcome> {

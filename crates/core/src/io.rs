@@ -17,22 +17,30 @@ use crate::sense::Sense;
 /// Longest sense buffer the v3 interface can return (`mx_sb_len` is a byte).
 pub(crate) const SENSE_LEN: usize = 252;
 
-/// An open sg fd and the path it came from, for error messages.
+/// An open sg fd, the path it came from (for error messages), and whether
+/// it was opened read-only (sgmap then sends only read-safe commands on it).
 #[derive(Debug)]
 pub(crate) struct Fd {
     fd: OwnedFd,
     path: PathBuf,
     /// The queue's direct-IO alignment, looked up on first need.
     dma_alignment: std::sync::OnceLock<Option<usize>>,
+    read_only: bool,
 }
 
 impl Fd {
-    pub(crate) fn new(fd: OwnedFd, path: PathBuf) -> Self {
+    pub(crate) fn new(fd: OwnedFd, path: PathBuf, read_only: bool) -> Self {
         Self {
             fd,
             path,
             dma_alignment: std::sync::OnceLock::new(),
+            read_only,
         }
+    }
+
+    /// Whether the fd was opened read-only.
+    pub(crate) fn read_only(&self) -> bool {
+        self.read_only
     }
 
     /// The alignment direct IO needs of a buffer's address and length on
@@ -129,7 +137,7 @@ impl Fd {
         mode: Mode,
     ) -> Result<Outcome> {
         let mut sense = [0u8; SENSE_LEN];
-        let mut hdr = prepare(cmd, direction, data, len, mode, &mut sense)
+        let mut hdr = prepare(self, cmd, direction, data, len, mode, &mut sense)
             .map_err(|r| self.invalid(crate::outcome::command_name(cmd.cdb()), r))?;
         // SAFETY: `hdr` points at `cmd`'s CDB and `sense`, which live across the call,
         // and at the caller's `data`, valid for `len` bytes per this function's
@@ -148,8 +156,11 @@ impl AsFd for Fd {
     }
 }
 
-/// Fills an `sg_io_hdr` for `cmd`. Errors are reasons to refuse the request.
+/// Fills an `sg_io_hdr` for `cmd`, to be sent on `fd`. Errors are reasons
+/// to refuse the request. Every command sgmap sends (`SG_IO`, a queue's or
+/// a pool's `write()`) is built here, so the rules checked here hold for all.
 pub(crate) fn prepare(
+    fd: &Fd,
     cmd: &Command,
     direction: Direction,
     data: *mut u8,
@@ -157,6 +168,11 @@ pub(crate) fn prepare(
     mode: Mode,
     sense: &mut [u8; SENSE_LEN],
 ) -> std::result::Result<sys::sg_io_hdr, String> {
+    if fd.read_only() {
+        if let Some(why) = read_only_refusal(cmd.cdb().opcode(), direction) {
+            return Err(why);
+        }
+    }
     if len >= sys::SG_MAX_DXFER_LEN as usize {
         return Err(format!(
             "a transfer of {len} bytes is too long: the sg driver takes less than 256 MiB per command; split it"
@@ -192,6 +208,81 @@ pub(crate) fn prepare(
         hdr.dxferp = data.cast();
     }
     Ok(hdr)
+}
+
+/// The opcodes the kernel lets any opener of a device send on a read-only
+/// fd: the "read-safe" list of `scsi_cmd_allowed()` (drivers/scsi/scsi_ioctl.c,
+/// Linux 6.1). Everything else needs an fd opened read-write, or
+/// CAP_SYS_RAWIO, which lets root past the kernel's gate.
+const READ_SAFE: &[u8] = &[
+    0x00, // TEST UNIT READY
+    0x03, // REQUEST SENSE
+    0x08, // READ(6)
+    0x12, // INQUIRY
+    0x1a, // MODE SENSE(6)
+    0x1b, // START STOP UNIT
+    0x1c, // RECEIVE DIAGNOSTIC RESULTS
+    0x23, // READ FORMAT CAPACITIES
+    0x25, // READ CAPACITY(10)
+    0x28, // READ(10)
+    0x2b, // SEEK(10)
+    0x2f, // VERIFY(10)
+    0x37, // READ DEFECT DATA(10)
+    0x3c, // READ BUFFER
+    0x3e, // READ LONG(10)
+    0x42, // READ SUB-CHANNEL
+    0x43, // READ TOC/PMA/ATIP
+    0x44, // READ HEADER
+    0x45, // PLAY AUDIO(10)
+    0x46, // GET CONFIGURATION
+    0x47, // PLAY AUDIO MSF
+    0x48, // PLAY AUDIO TRACK INDEX
+    0x4a, // GET EVENT STATUS NOTIFICATION
+    0x4b, // PAUSE/RESUME
+    0x4d, // LOG SENSE
+    0x4e, // STOP PLAY/SCAN
+    0x51, // READ DISC INFORMATION
+    0x52, // READ TRACK INFORMATION
+    0x5a, // MODE SENSE(10)
+    0x5c, // READ BUFFER CAPACITY
+    0x88, // READ(16)
+    0x8f, // VERIFY(16)
+    0x95, // ZBC IN
+    0x9e, // SERVICE ACTION IN(16): READ CAPACITY(16), ...
+    0xa0, // REPORT LUNS
+    0xa3, // MAINTENANCE IN
+    0xa4, // REPORT KEY
+    0xa8, // READ(12)
+    0xac, // GET PERFORMANCE
+    0xad, // READ DVD STRUCTURE
+    0xb9, // READ CD MSF
+    0xba, // SCAN
+    0xbc, // PLAY CD
+    0xbe, // READ CD
+];
+
+/// Why a command may not go out on a read-only fd, if it may not: it sends
+/// data to the device, or it is not on the kernel's read-safe list. sgmap
+/// refuses both itself, because the kernel lets a caller with CAP_SYS_RAWIO
+/// (root) send anything on a read-only fd.
+pub(crate) fn read_only_refusal(opcode: u8, direction: Direction) -> Option<String> {
+    if direction == Direction::ToDevice {
+        Some(
+            "this handle was opened read-only, and this command sends data to the device; \
+             sgmap sends nothing that writes on a read-only handle, even for callers the kernel \
+             would let through (CAP_SYS_RAWIO); open the device read-write to send it"
+                .into(),
+        )
+    } else if !READ_SAFE.contains(&opcode) {
+        Some(format!(
+            "this handle was opened read-only, and opcode {opcode:#04x} is not one the kernel \
+             counts as read-safe (INQUIRY, READ, READ CAPACITY, MODE SENSE, ...); sgmap sends \
+             only read-safe commands on a read-only handle, even for callers the kernel would \
+             let through (CAP_SYS_RAWIO); open the device read-write to send it"
+        ))
+    } else {
+        None
+    }
 }
 
 /// Builds the [`Outcome`] from a completed header. `alignment` gives the
@@ -326,4 +417,35 @@ pub(crate) fn page_size() -> usize {
             .flatten()
             .map_or(4096, |v| v as usize)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_only_handles_send_only_read_safe_commands_without_data_out() {
+        // The kernel's read-safe list lets these through on a read-only fd.
+        for op in [0x00, 0x12, 0x25, 0x28, 0x88, 0x9e, 0x1a, 0x5a] {
+            assert_eq!(
+                read_only_refusal(op, Direction::FromDevice),
+                None,
+                "{op:#04x}"
+            );
+        }
+        assert_eq!(read_only_refusal(0x00, Direction::None), None);
+        // Writes, and what is not on the list even without data.
+        for op in [0x2a, 0x8a, 0x35, 0x10, 0x15, 0x55, 0x04] {
+            let why = read_only_refusal(op, Direction::None).expect("refused");
+            assert!(
+                why.contains("read-only") && why.contains("read-write"),
+                "{why}"
+            );
+        }
+        // Data out is refused whatever the opcode says.
+        assert!(read_only_refusal(0xa3, Direction::ToDevice).is_some());
+        assert!(read_only_refusal(0x28, Direction::ToDevice).is_some());
+        // The list is sorted, without repeats.
+        assert!(READ_SAFE.windows(2).all(|w| w[0] < w[1]));
+    }
 }

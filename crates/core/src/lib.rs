@@ -157,6 +157,37 @@
 //!   [`Device::map_reserved`] consumes the [`Device`].
 //! - One mmap-ed command at a time per fd, and the program must not touch the
 //!   buffer while the kernel does: commands take `&mut MappedDevice`.
+//! - The driver lends an fd's reserved buffer to any indirect command whose
+//!   data fits it (and to direct IO that falls back): on a mapped fd sgmap
+//!   sends only mmap-ed commands and commands without data, and refuses
+//!   anything else ([`Device::execute`]), its own helpers included. No
+//!   command of sgmap's own ever passes through a mapped buffer: the block
+//!   size is learnt while mapping.
+//! - sgmap never opens a device a second time behind a handle (the largest
+//!   transfer is read from the handle's own fd), so exclusive, read-only and
+//!   non-blocking handles answer every helper the same.
+//! - A handle opened read-only sends only the kernel's read-safe commands
+//!   and nothing that sends data, even for root, whom the kernel lets
+//!   through ([`OpenOptions::read_only`]).
+//!
+//! ## Threads and fork()
+//!
+//! - [`Device`] is `Send` and `Sync`: commands from several threads on one
+//!   handle run concurrently. [`MappedDevice`], [`Queue`] and [`Pool`] are
+//!   `Send`; their commands take `&mut self`, so one thread at a time uses
+//!   each, and no byte of a buffer can be read while the kernel may write it.
+//!   [`View`]s of a mapping may be read from several threads while no command
+//!   runs.
+//! - After `fork()` a child shares each inherited fd, and each mapped buffer,
+//!   with its parent. The child may read an inherited mapping (synchronising
+//!   with the parent itself), but its mmap-ed commands on it, and a pool's
+//!   submits and `read()`s, are refused ([`MappedDevice::is_inherited`]): they
+//!   would race the parent's (EBUSY, or one process finding the other's data).
+//!   A child opens and maps devices of its own. Both processes may send
+//!   commands on an inherited unmapped [`Device`]; then neither may map it.
+//! - The sg driver refuses `read()` (EPERM) on an fd opened before the
+//!   process changed its credentials (setuid, capset, ...): a [`Queue`] or
+//!   [`Pool`] must be opened after them.
 //! - Direct IO can silently become indirect: [`Outcome::mode`] says what happened.
 //! - SCSI errors are not errnos: [`Outcome`] carries status, host and driver
 //!   bytes and decoded [`sense`]; [`Outcome::check`] makes an [`Error`].
@@ -192,12 +223,14 @@
 //! 5. **After `fork()`** parent and child share the mapped area and the fd;
 //!    the last to close frees it. A child can read what the parent fetched
 //!    (in-kernel tests: `fork_child_reads_what_the_parent_fetched_with_mmap`). Rust's borrows
-//!    do not cross processes: a program that forks must itself keep one
-//!    command at a time per fd across them, e.g. only one process issues
-//!    commands on a given fd while the others only read the buffer, and they
-//!    synchronise (a pipe or a process-shared lock) so nobody reads while a
-//!    command runs. Simplest: let each process open its own fd, each with its
-//!    own reserved buffer.
+//!    do not cross processes, so sgmap keeps one command at a time per fd
+//!    across them itself: only the process that mapped the buffer runs
+//!    commands in it; the child's are refused (in-kernel tests:
+//!    `forked_child_is_refused_commands_on_an_inherited_mapping`). A child
+//!    that reads the buffer synchronises with the parent (a pipe or a
+//!    process-shared lock) so that it does not read while a command runs.
+//!    Simplest: let each process open its own fd, each with its own reserved
+//!    buffer.
 //! 6. **`SG_FLAG_MMAP_IO` works with `ioctl(SG_IO)` and with `write()`**:
 //!    [`MappedDevice::execute`] uses SG_IO; a [`Pool`] submits with
 //!    `write()` and collects with `read()`, on the same kind of fd.
@@ -236,7 +269,7 @@ pub use command::{Command, Data, Direction, DEFAULT_TIMEOUT};
 pub use device::{Device, NodeKind, OpenOptions, RequestInfo, RequestState, Reset, ScsiId};
 pub use error::{Error, Incomplete, OsErrorKind, Report, Result, ScsiError, ScsiErrorKind};
 pub use helpers::{BlockIo, BufferMode, Split, Transfer, UNIT_ATTENTION_RETRIES};
-pub use mmap::{Access, DeviceInfo, MappedDevice, View};
+pub use mmap::{Access, DeviceInfo, MapError, MappedDevice, View};
 pub use outcome::{
     command_name, driver_byte_name, host_byte_name, status_name, Fallback, Mode, Outcome,
 };

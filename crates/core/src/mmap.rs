@@ -12,15 +12,27 @@
 //!   bytes while the kernel does: every command takes `&mut MappedDevice`, so
 //!   no slice or view of the buffer can exist during it.
 //! - A transfer must fit the mapping: checked before the kernel is asked.
+//! - The driver lends the reserved buffer to any indirect command whose data
+//!   fits it (and to direct IO that falls back to indirect), so on a mapped
+//!   fd sgmap sends nothing but mmap-ed commands and commands without data:
+//!   [`Device::execute`] (and every typed helper, which all go through it)
+//!   refuses a command with data on the device of a [`MappedDevice`]. No
+//!   command of sgmap's own passes through a mapped buffer: the block size
+//!   the block helpers need is learnt while mapping, before the buffer holds
+//!   anything of the program's.
+//! - After `fork()` the child shares the fd and the buffer with its parent:
+//!   the child may read the buffer, but its mmap-ed commands are refused
+//!   ([`MappedDevice::is_inherited`]).
 
 use std::ops::Deref;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::path::Path;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::command::{Command, Direction};
 use crate::device::{Device, NodeKind};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::io::page_size;
 use crate::outcome::{Mode, Outcome};
 
@@ -138,7 +150,83 @@ pub struct MappedDevice {
     mapping: Mapping,
     access: Access,
     granted: usize,
+    /// The process generation (see [`FORKS`]) that made the mapping.
+    owner: u64,
     device: Device,
+}
+
+/// How many `fork()`s separate this process from the first one that mapped
+/// a buffer: a child handler of `pthread_atfork` counts them, so telling an
+/// inherited mapping from one's own costs a load, not a `getpid()` syscall
+/// per command.
+static FORKS: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn count_fork() {
+    FORKS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Starts counting forks (once per process, before the first mapping).
+fn watch_forks() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: registers a child handler that only bumps an atomic, which
+        // is async-signal-safe as fork's child handlers must be.
+        unsafe { libc::pthread_atfork(None, None, Some(count_fork)) };
+    });
+}
+
+/// A failed [`Device::map_reserved`]: why it failed, and the device it
+/// consumed, given back as it was: the same fd, with every setting made on
+/// it, unmapped (its reserved size may be the one granted).
+///
+/// `?` turns it into the plain [`Error`] (dropping the device).
+#[derive(Debug)]
+pub struct MapError {
+    error: Error,
+    device: Box<Device>,
+}
+
+impl MapError {
+    fn new(error: Error, device: Device) -> Self {
+        Self {
+            error,
+            device: Box::new(device),
+        }
+    }
+
+    /// Why mapping failed.
+    pub fn error(&self) -> &Error {
+        &self.error
+    }
+
+    /// The device, unmapped, on the same fd as before.
+    pub fn into_device(self) -> Device {
+        *self.device
+    }
+
+    /// Both.
+    pub fn into_parts(self) -> (Error, Device) {
+        (self.error, *self.device)
+    }
+}
+
+impl std::fmt::Display for MapError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for MapError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        // Transparent: the message is the error's own, so is its source.
+        std::error::Error::source(&self.error)
+    }
+}
+
+impl From<MapError> for Error {
+    fn from(e: MapError) -> Error {
+        e.error
+    }
 }
 
 impl Device {
@@ -147,8 +235,17 @@ impl Device {
     /// to a whole page), read-write unless the device was opened read-only.
     ///
     /// Consumes the device: once an fd's buffer is mapped, the kernel refuses
-    /// to resize it for the rest of the fd's life.
-    pub fn map_reserved(self, bytes: usize) -> Result<MappedDevice> {
+    /// to resize it for the rest of the fd's life. On failure the
+    /// [`MapError`] gives the device back, unmapped, on the same fd.
+    ///
+    /// When the block size is not known yet, this first asks for it (READ
+    /// CAPACITY, passing over UNIT ATTENTIONs like [`Device::block_size`]),
+    /// while the buffer holds nothing of the program's: on the mapped fd that
+    /// command's data would pass through the buffer, so
+    /// [`MappedDevice::read_blocks`] and [`write_blocks`](MappedDevice::write_blocks)
+    /// use what was learnt here. A device that does not answer READ CAPACITY
+    /// (a tape, say) maps all the same; its block helpers then say so.
+    pub fn map_reserved(self, bytes: usize) -> std::result::Result<MappedDevice, MapError> {
         let access = if self.is_read_only() {
             Access::ReadOnly
         } else {
@@ -158,37 +255,71 @@ impl Device {
     }
 
     /// Like [`Device::map_reserved`], with the mapping's access chosen.
-    pub fn map_reserved_with(mut self, bytes: usize, access: Access) -> Result<MappedDevice> {
+    pub fn map_reserved_with(
+        self,
+        bytes: usize,
+        access: Access,
+    ) -> std::result::Result<MappedDevice, MapError> {
+        self.map_reserved_inner(bytes, access, true)
+    }
+
+    /// Maps the reserved buffer; asks for the block size first when
+    /// `learn_block_size` and it is not known yet. A pool's fds carry only
+    /// raw commands, which need no block size, so a pool maps without it.
+    pub(crate) fn map_reserved_inner(
+        mut self,
+        bytes: usize,
+        access: Access,
+        learn_block_size: bool,
+    ) -> std::result::Result<MappedDevice, MapError> {
         if self.kind() != NodeKind::Sg || !self.supports_mmap() {
-            return Err(self.fd().invalid(
+            let e = self.fd().invalid(
                 "mmap",
                 format!(
                     "mmap-ed IO needs a /dev/sgN node with sg driver 3.1.22 or later (this is a {:?} node, driver {})",
                     self.kind(),
                     self.driver_version()
                 ),
-            ));
+            );
+            return Err(MapError::new(e, self));
         }
         if access == Access::ReadWrite && self.is_read_only() {
-            return Err(self.fd().invalid(
+            let e = self.fd().invalid(
                 "mmap",
                 "a device opened read-only can only be mapped read-only; open it read-write to map it for writing",
-            ));
+            );
+            return Err(MapError::new(e, self));
         }
-        let granted = self.set_reserved_size(bytes.max(1))?;
+        if learn_block_size && self.cached_block_size().get().is_none() {
+            // Best effort: a device without a block size maps all the same.
+            let _ = self.block_size();
+        }
+        let granted = match self.set_reserved_size(bytes.max(1)) {
+            Ok(g) => g,
+            Err(e) => return Err(MapError::new(e, self)),
+        };
         let len = granted / page_size() * page_size();
         if len == 0 {
-            return Err(self.fd().invalid(
+            let e = self.fd().invalid(
                 "mmap",
                 format!("the kernel granted a reserved buffer of only {granted} bytes, less than a page"),
-            ));
+            );
+            return Err(MapError::new(e, self));
         }
-        let mapping =
-            Mapping::new(self.as_fd(), len, access).map_err(|e| self.fd().os_error("mmap", e))?;
+        watch_forks();
+        let mapping = match Mapping::new(self.as_fd(), len, access) {
+            Ok(m) => m,
+            Err(e) => {
+                let e = self.fd().os_error("mmap", e);
+                return Err(MapError::new(e, self));
+            }
+        };
+        self.set_mapped();
         Ok(MappedDevice {
             mapping,
             access,
             granted,
+            owner: FORKS.load(Ordering::Relaxed),
             device: self,
         })
     }
@@ -249,11 +380,52 @@ impl MappedDevice {
         })
     }
 
+    /// Whether this process is a `fork()` child of the one that mapped the
+    /// buffer. The child shares the parent's fd and reserved buffer: it may
+    /// read the buffer (synchronising with the parent itself), but its
+    /// mmap-ed commands are refused, since they would race the parent's
+    /// (the driver's EBUSY, or one process reading the other's data).
+    pub fn is_inherited(&self) -> bool {
+        FORKS.load(Ordering::Relaxed) != self.owner
+    }
+
+    /// Refuses an mmap-ed command in a forked child.
+    pub(crate) fn check_owner(&self, command: &str) -> Result<()> {
+        if self.is_inherited() {
+            return Err(self.device.fd().invalid(
+                command,
+                "this buffer was mapped before fork() by a parent of this process, which shares \
+                 the fd and the buffer with it: an mmap-ed command here would race the parent's; \
+                 read the buffer only (synchronised with the parent), or open and map the device \
+                 anew in this process",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The logical block size the block helpers use: learnt when mapping
+    /// (or earlier). It is never asked for on the mapped fd, where READ
+    /// CAPACITY's data would pass through the buffer.
+    pub fn block_size(&self) -> Result<u32> {
+        match self.device.cached_block_size().get() {
+            Some(b) => Ok(*b),
+            None => Err(self.device.fd().invalid(
+                "READ CAPACITY",
+                "the block size is not known: READ CAPACITY did not succeed when the buffer was \
+                 mapped, and on the mapped fd its data would pass through the buffer; ask for it \
+                 (Device::block_size) before map_reserved, or on another Device of the same node",
+            )),
+        }
+    }
+
     /// Runs `cmd` as mmap-ed IO: the data moves in this buffer's first `len`
     /// bytes (`SG_FLAG_MMAP_IO`, `dxferp = NULL`). `len` must fit the mapping;
-    /// sgmap checks before asking the kernel.
+    /// sgmap checks before asking the kernel. Refused in a forked child
+    /// ([`is_inherited`](Self::is_inherited)) and, for commands that write
+    /// or are not read-safe, on a device opened read-only.
     pub fn execute(&mut self, cmd: &Command, direction: Direction, len: usize) -> Result<Outcome> {
         let name = crate::outcome::command_name(cmd.cdb());
+        self.check_owner(name)?;
         if cmd.wants_direct() {
             return Err(self.device.fd().invalid(
                 name,
@@ -280,9 +452,12 @@ impl MappedDevice {
         }
     }
 
-    /// The device, for commands through caller buffers and the typed helpers.
-    /// Borrowing it mutably keeps the mapped bytes untouchable meanwhile: an
-    /// indirect command that fits the reserved buffer goes through it too.
+    /// The device, for what moves no data through a caller buffer: commands
+    /// without data (TEST UNIT READY, SYNCHRONIZE CACHE, ...), the driver's
+    /// state ([`Device::requests`]), what is known ([`Device::max_transfer`],
+    /// a block size learnt before mapping). A command with data is refused
+    /// there ([`Device::execute`] says why): the driver would pass its data
+    /// through this buffer.
     pub fn device(&mut self) -> &Device {
         &self.device
     }

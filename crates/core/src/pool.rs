@@ -111,7 +111,7 @@ pub struct Pool {
 impl Pool {
     /// Opens `path` `fds` times, read-write, and maps a reserved buffer of
     /// `buffer_bytes` on each (the kernel may grant less: see
-    /// [`buffer_len`](Self::buffer_len)).
+    /// [`buffer_len`](Self::buffer_len)). Sends no command.
     pub fn open(path: impl AsRef<Path>, fds: usize, buffer_bytes: usize) -> Result<Pool> {
         let path = path.as_ref();
         if fds == 0 {
@@ -123,7 +123,12 @@ impl Pool {
         }
         let mut mapped = Vec::with_capacity(fds);
         for _ in 0..fds {
-            mapped.push(Device::open(path)?.map_reserved(buffer_bytes)?);
+            // No READ CAPACITY: pool commands are raw and need no block size.
+            mapped.push(Device::open(path)?.map_reserved_inner(
+                buffer_bytes,
+                crate::Access::ReadWrite,
+                false,
+            )?);
         }
         Pool::from_mapped(mapped)
     }
@@ -157,12 +162,36 @@ impl Pool {
     }
 
     /// Waits for every command in flight and gives the mapped devices back.
-    pub fn into_mapped(mut self) -> Vec<MappedDevice> {
-        self.reap();
-        std::mem::take(&mut self.slots)
+    ///
+    /// A device comes back only once nothing is in flight on it: the kernel
+    /// may write a mapped buffer until its command is collected. When a
+    /// command cannot be collected (the driver refuses `read()`, e.g.
+    /// EPERM after the process changed its credentials, or a response the
+    /// pool did not submit turns up), this fails instead, and every fd of
+    /// the pool is closed: the driver keeps what a closed fd still has in
+    /// flight to itself.
+    pub fn into_mapped(mut self) -> Result<Vec<MappedDevice>> {
+        for i in 0..self.slots.len() {
+            if let Err(e) = self.collect(i) {
+                let ticket = match self.slots[i].state {
+                    State::InFlight(f) => f.ticket.to_string(),
+                    _ => "?".into(),
+                };
+                return Err(Error::InvalidRequest {
+                    device: self.slots[i].mapped.path().to_path_buf(),
+                    command: "into_mapped".into(),
+                    reason: format!(
+                        "command {ticket} is still in flight on fd #{i} and could not be \
+                         collected ({e}), so no device comes back while the kernel may still \
+                         write its buffer; the pool's fds are closed"
+                    ),
+                });
+            }
+        }
+        Ok(std::mem::take(&mut self.slots)
             .into_iter()
             .map(|s| s.mapped)
-            .collect()
+            .collect())
     }
 
     /// How many fds (and buffers) the pool has: its depth.
@@ -267,9 +296,12 @@ impl Pool {
                 ),
             ));
         }
+        slot.mapped.check_owner(name)?;
+        let fd = slot.mapped.device().fd();
         let mode = if len == 0 { Mode::NoData } else { Mode::Mmap };
         let ticket = Ticket(self.next_ticket);
         let mut hdr = prepare(
+            fd,
             cmd,
             dir,
             std::ptr::null_mut(),
@@ -310,6 +342,8 @@ impl Pool {
         let State::InFlight(flight) = self.slots[i].state else {
             return Ok(());
         };
+        // A forked child must not read the parent's responses off the shared fd.
+        self.slots[i].mapped.check_owner("read() of a completion")?;
         let fd = self.slots[i].mapped.device().fd();
         let mut hdr = sgmap_sys::sg_io_hdr::new();
         hdr.pack_id = -1;

@@ -502,7 +502,7 @@ impl Queue {
         let mode = Mode::requested(cmd, data.len());
         let (dir, len, ptr) = (data.direction(), data.len(), data.as_mut_ptr());
         let ticket = Ticket(self.next_ticket);
-        let mut hdr = match prepare(cmd, dir, ptr, len, mode, &mut self.sense[i]) {
+        let mut hdr = match prepare(self.dev.fd(), cmd, dir, ptr, len, mode, &mut self.sense[i]) {
             Ok(h) => h,
             Err(reason) => {
                 let error = self.dev.fd().invalid(name, reason);

@@ -387,9 +387,13 @@ fn run<E: From<Error>>(
                 .map_or(MAX_MMAP_DEPTH, |id| usize::from(id.queue_depth).max(1));
             plan.depth = opts.depth.min(MAX_MMAP_DEPTH).min(queue_depth);
             let mut mapped = Vec::with_capacity(plan.depth);
-            mapped.push(dev.map_reserved(transfer)?);
+            mapped.push(dev.map_reserved(transfer).map_err(Error::from)?);
             for _ in 1..plan.depth {
-                mapped.push(Device::open(path)?.map_reserved(transfer)?);
+                mapped.push(
+                    Device::open(path)?
+                        .map_reserved(transfer)
+                        .map_err(Error::from)?,
+                );
             }
             let pool = Pool::from_mapped(mapped)?;
             let granted = pool.buffer_len() / block * block;

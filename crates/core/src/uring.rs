@@ -258,8 +258,10 @@ impl RingOptions {
         self
     }
 
-    /// Opens the bsg node read-only: the kernel then allows only read-safe
-    /// commands (unless the caller has CAP_SYS_RAWIO).
+    /// Opens the bsg node read-only. sgmap then submits only what the kernel
+    /// counts as read-safe and nothing that sends data to the device, and
+    /// refuses the rest before the kernel sees it, even for a caller with
+    /// CAP_SYS_RAWIO (root), whom the kernel's own gate lets through.
     pub fn read_only(mut self, yes: bool) -> Self {
         self.read_only = yes;
         self
@@ -410,7 +412,7 @@ impl BsgRing {
                 },
                 source,
             })?;
-        let fd = Fd::new(OwnedFd::from(file), node.clone());
+        let fd = Fd::new(OwnedFd::from(file), node.clone(), opts.read_only);
         let ring = IoUring::<squeue::Entry128, cqueue::Entry32>::builder()
             .setup_coop_taskrun()
             .setup_taskrun_flag()
@@ -614,6 +616,11 @@ impl BsgRing {
     /// On failure the buffer comes back in [`Rejected`]; the kernel never saw it.
     pub fn submit(&mut self, cmd: &Command, mut data: Payload) -> Result<Ticket, Rejected> {
         let name = command_name(cmd.cdb());
+        if self.fd.read_only() {
+            if let Some(why) = crate::io::read_only_refusal(cmd.cdb().opcode(), data.direction()) {
+                return Err(Rejected::new(self.fd.invalid(name, why), data));
+            }
+        }
         if cmd.queues_at_tail() {
             let e = self.fd.invalid(
                 name,

@@ -101,6 +101,11 @@ pub const SG_SET_COMMAND_Q: c_ulong = 0x2271;
 pub const SG_SET_DEBUG: c_ulong = 0x227e;
 /// Override the CDB length of the next `write()` (old interface).
 pub const SG_NEXT_CMD_LEN: c_ulong = 0x2283;
+/// The queue's largest transfer (`<linux/fs.h>`, `_IO(0x12, 103)`). On an sg
+/// node it fills an `int` with the limit in bytes (`max_sectors_bytes`, the
+/// same limit `SG_SET_RESERVED_SIZE` clamps to); on a block device an
+/// `unsigned short` with the limit in 512-byte sectors.
+pub const BLKSECTGET: c_ulong = 0x1267;
 
 // SG_SCSI_RESET arguments.
 /// Only report whether a reset is in progress.

@@ -135,3 +135,16 @@ nix::ioctl_read_bad!(
     crate::SG_GET_LOW_DMA,
     c_int
 );
+nix::ioctl_read_bad!(
+    /// `BLKSECTGET` on an sg node: the queue's largest transfer in bytes.
+    sg_blksectget,
+    crate::BLKSECTGET,
+    c_int
+);
+nix::ioctl_read_bad!(
+    /// `BLKSECTGET` on a block device: the queue's largest transfer in
+    /// 512-byte sectors (at most 65535).
+    blk_blksectget,
+    crate::BLKSECTGET,
+    u16
+);

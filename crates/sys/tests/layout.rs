@@ -131,7 +131,7 @@ fn structs_match_scsi_sg_h() {
 
 #[test]
 fn constants_match_system_headers() {
-    // Everything glibc's <scsi/sg.h> and <scsi/scsi.h> (and <linux/major.h>) define that we mirror.
+    // Everything glibc's <scsi/sg.h> and <scsi/scsi.h> (and <linux/major.h>, <linux/fs.h>) define that we mirror.
     let consts = consts![
         SG_DXFER_NONE,
         SG_DXFER_TO_DEV,
@@ -182,6 +182,7 @@ fn constants_match_system_headers() {
         SG_SET_COMMAND_Q,
         SG_SET_DEBUG,
         SG_NEXT_CMD_LEN,
+        BLKSECTGET,
         TEST_UNIT_READY,
         REQUEST_SENSE,
         READ_6,
@@ -234,7 +235,7 @@ fn constants_match_system_headers() {
         SCSI_GENERIC_MAJOR,
     ];
     let mut src = String::from(
-        "#include <stdio.h>\n#include <scsi/sg.h>\n#include <scsi/scsi.h>\n#include <linux/major.h>\nint main(void) {\n",
+        "#include <stdio.h>\n#include <linux/fs.h>\n#include <scsi/sg.h>\n#include <scsi/scsi.h>\n#include <linux/major.h>\nint main(void) {\n",
     );
     for (name, _) in &consts {
         src += &format!("printf(\"{name} %lld\\n\", (long long)({name}));\n");

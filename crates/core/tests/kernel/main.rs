@@ -6,6 +6,7 @@ mod access;
 mod common;
 mod faults;
 mod hardening;
+mod mapped;
 mod matrix;
 mod mmap;
 mod modes;
@@ -35,6 +36,7 @@ fn main() -> std::process::ExitCode {
     tests.extend(stream::TESTS);
     tests.extend(threads::TESTS);
     tests.extend(uring::TESTS);
+    tests.extend(mapped::TESTS);
     // Last: it removes the device and brings it back.
     tests.extend(access::TESTS);
     sgmap_testkit::run(&tests)

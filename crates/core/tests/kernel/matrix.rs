@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use sgmap::sense::SenseKey;
 use sgmap::{
-    cdb::Cdb, Command, Data, Device, DirectBuf, Direction, Mode, Outcome, Payload, Pool, Queue,
-    ScsiErrorKind,
+    cdb::Cdb, Command, Data, Device, DirectBuf, Direction, MappedDevice, Mode, Outcome, Payload,
+    Pool, Queue, ScsiErrorKind,
 };
 use sgmap_testkit::{ensure, ensure_eq, Ctx, Failed, KernelTest, Knob};
 
@@ -80,6 +80,7 @@ fn run(
     cmd: Command,
     len: usize,
     write: Option<&[u8]>,
+    mapped: Option<MappedDevice>,
 ) -> Result<Done, Failed> {
     let dir = if write.is_some() {
         Direction::ToDevice
@@ -132,7 +133,9 @@ fn run(
             })
         }
         (Way::Mmap, Submit::Sync) => {
-            let mut m = Device::open(&ctx.device)?.map_reserved(len)?;
+            // Mapped before the fault was armed: mapping a fresh device
+            // asks for its block size, a command of its own.
+            let mut m = mapped.ok_or("a device mapped before the fault")?;
             if let Some(w) = write {
                 m.as_mut_slice().ok_or("writable")?[..len].copy_from_slice(w);
             }
@@ -224,6 +227,11 @@ fn cell(
         // scsi_debug injects these only into commands it defers.
         guards.extend(Knob::latency_ns(20_000)?);
     }
+    let mapped = if (way, sub) == (Way::Mmap, Submit::Sync) {
+        Some(Device::open(&ctx.device)?.map_reserved(len)?)
+    } else {
+        None
+    };
     let mut before_count = dispatched(sdir)?;
     let done = {
         match fault {
@@ -254,9 +262,9 @@ fn cell(
             before_count = dispatched(sdir)?;
         }
         let r = if fault == Fault::WriteProtect {
-            run(ctx, way, sub, write, len, Some(&newer))
+            run(ctx, way, sub, write, len, Some(&newer), mapped)
         } else {
-            run(ctx, way, sub, read, len, None)
+            run(ctx, way, sub, read, len, None, mapped)
         };
         // Restore in reverse order of setting: the fault first.
         while let Some(g) = guards.pop() {
@@ -342,6 +350,11 @@ fn cell(
         Command::new(Cdb::read_10(lba as u32, blocks)),
         len,
         None,
+        if (way, sub) == (Way::Mmap, Submit::Sync) {
+            Some(Device::open(&ctx.device)?.map_reserved(len)?)
+        } else {
+            None
+        },
     )?;
     ensure(
         after.outcome.is_good(),

@@ -230,7 +230,10 @@ fn read_only_mapping(ctx: &Ctx) -> Result<(), Failed> {
     same(&got, &want, "read-only mmap read")?;
     // Asking for a writable mapping of a read-only handle is refused clearly.
     let dev = Device::options().read_only(true).open(&ctx.device)?;
-    match dev.map_reserved_with(4096, Access::ReadWrite) {
+    match dev
+        .map_reserved_with(4096, Access::ReadWrite)
+        .map_err(Error::from)
+    {
         Err(Error::InvalidRequest { reason, .. }) => ensure(reason.contains("read-only"), reason),
         other => Err(format!("expected a refusal, got {other:?}").into()),
     }

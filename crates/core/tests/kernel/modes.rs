@@ -169,9 +169,12 @@ fn outcome_fields(ctx: &Ctx) -> Result<(), Failed> {
 }
 
 fn indirect_uses_reserved(ctx: &Ctx) -> Result<(), Failed> {
-    // The kernel fact behind `MappedDevice::device(&mut self)`: an indirect
-    // command that fits the reserved buffer moves its data through it, so the
-    // mapped bytes change although no mmap-ed command ran.
+    // The kernel fact behind the rule that a mapped fd carries only mmap-ed
+    // commands and commands without data: an indirect command that fits the
+    // reserved buffer moves its data through it, so the mapped bytes change
+    // although no mmap-ed command ran. Shown with a raw SG_IO, since sgmap
+    // itself refuses to send it (`Device::execute` on a mapped device).
+    use std::os::fd::AsRawFd;
     let dev = open(ctx)?;
     let block = dev.block_size()? as usize;
     let lba = 300_000 * 512 / block as u64;
@@ -180,7 +183,31 @@ fn indirect_uses_reserved(ctx: &Ctx) -> Result<(), Failed> {
     let mut m = dev.map_reserved(64 * 1024)?;
     m.as_mut_slice().ok_or("writable")?.fill(0);
     let mut buf = vec![0u8; 8192];
-    m.device().read_blocks(lba, &mut buf, BlockIo::indirect())?;
+    let refused = m
+        .device()
+        .read_blocks(lba, &mut buf, BlockIo::indirect())
+        .err()
+        .ok_or("sgmap sent an indirect read on a mapped fd")?;
+    ensure(
+        refused.to_string().contains("reserved buffer"),
+        format!("sgmap's refusal says why: {refused}"),
+    )?;
+    ensure(m.as_slice().iter().all(|&b| b == 0), "nothing was sent")?;
+    let cdb = Cdb::read(lba, (8192 / block) as u32)?;
+    let mut sense = [0u8; 32];
+    let mut hdr = sgmap_sys::sg_io_hdr::new();
+    hdr.dxfer_direction = sgmap_sys::SG_DXFER_FROM_DEV;
+    hdr.cmd_len = cdb.len() as u8;
+    hdr.cmdp = cdb.as_bytes().as_ptr().cast_mut();
+    hdr.mx_sb_len = sense.len() as u8;
+    hdr.sbp = sense.as_mut_ptr();
+    hdr.dxfer_len = 8192;
+    hdr.dxferp = buf.as_mut_ptr().cast();
+    hdr.timeout = 10_000;
+    // SAFETY: the header points at the CDB, sense and data buffers above,
+    // which live across the call; no slice of the mapping is held meanwhile.
+    unsafe { sgmap_sys::ioctl::sg_io(m.as_raw_fd(), &mut hdr) }?;
+    ensure_eq(hdr.status, 0, "raw READ status")?;
     same(&buf, &want, "indirect read")?;
     same(
         &m.as_slice()[..8192],

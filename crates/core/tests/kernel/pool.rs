@@ -284,7 +284,7 @@ fn sg_io_and_async(ctx: &Ctx) -> Result<(), Failed> {
     )?;
     drop(done);
     // Back to SG_IO on the same mapping.
-    let mut m = pool.into_mapped().pop().ok_or("device back")?;
+    let mut m = pool.into_mapped()?.pop().ok_or("device back")?;
     m.as_mut_slice().ok_or("writable")?.fill(0);
     same(
         m.read_blocks(lba, blocks)?,
