@@ -83,8 +83,18 @@ pub(crate) struct Failure(pub String);
 
 impl From<sgmap::Error> for Failure {
     fn from(e: sgmap::Error) -> Self {
-        // The whole chain: what failed, then why.
-        Failure(e.report().to_string())
+        // The whole chain: what failed, then why; and, where the path was
+        // wrong, the command that lists the right ones.
+        let mut text = e.report().to_string();
+        let wrong_path = match &e {
+            sgmap::Error::NotSg { .. } => true,
+            sgmap::Error::Open { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+            _ => false,
+        };
+        if wrong_path {
+            text += "\n(`sgmap list` shows the sg devices of this machine)";
+        }
+        Failure(text)
     }
 }
 

@@ -464,21 +464,37 @@ fn one_error(ctx: &Ctx) -> Result<(), Failed> {
 fn wait_for_and_leases(ctx: &Ctx) -> Result<(), Failed> {
     let block = open(ctx)?.block_size()? as usize;
     let lba = (BASE + (6 << 20)) / block as u64;
-    let _latency = Knob::latency_ns(30_000_000)?;
+    let latency = Duration::from_millis(30);
+    let _latency = Knob::latency_ns(latency.as_nanos() as u64)?;
     let mut pool = Pool::open(&ctx.device, 3, 16 * block)?;
     ensure(pool.try_complete()?.is_none(), "nothing pending")?;
+    // None of the three can be done sooner than 30 ms after the first
+    // submit began; a burst slowed past that (a descheduled test bed) may
+    // see one done, and is tried again.
     let mut tickets = Vec::new();
-    while let Some(lease) = pool.lease() {
-        tickets.push(lease.submit(
-            &Command::new(Cdb::read(lba, 16)?),
-            Direction::FromDevice,
-            16 * block,
-        )?);
+    for attempt in 0.. {
+        ensure(attempt < 10, "no burst of 3 submits took less than 30 ms")?;
+        tickets.clear();
+        let submitted = Instant::now();
+        while let Some(lease) = pool.lease() {
+            tickets.push(lease.submit(
+                &Command::new(Cdb::read(lba, 16)?),
+                Direction::FromDevice,
+                16 * block,
+            )?);
+        }
+        let done_early = pool.try_complete()?.is_some();
+        ensure(
+            !done_early || submitted.elapsed() >= latency,
+            "a 30 ms command was done at once",
+        )?;
+        if !done_early {
+            break;
+        }
+        while pool.pending() > 0 {
+            pool.wait()?.check()?;
+        }
     }
-    ensure(
-        pool.try_complete()?.is_none(),
-        "a 30 ms command is not done at once",
-    )?;
     // The caller's own poll: one fd per command.
     let fds = pool.fds();
     let mut pfds: Vec<_> = fds
