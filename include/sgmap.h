@@ -70,8 +70,10 @@
 #define SGMAP_OPEN_EXCLUSIVE 2
 
 /**
- * `sgmap_device_open` flag: open with O_NONBLOCK: an exclusive open fails
- * with EAGAIN instead of waiting.
+ * `sgmap_device_open` flag: open with O_NONBLOCK: an open that would wait
+ * (an exclusive open while others hold the node, or any open while one
+ * holds it exclusively) fails with SGMAP_OPEN_FAILED and errno EBUSY
+ * instead of waiting.
  */
 #define SGMAP_OPEN_NONBLOCK 4
 

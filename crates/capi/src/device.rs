@@ -25,8 +25,10 @@ pub const SGMAP_OPEN_READ_ONLY: u32 = 1;
 /// node a second time behind a handle, so every function works on an
 /// exclusive handle.
 pub const SGMAP_OPEN_EXCLUSIVE: u32 = 2;
-/// `sgmap_device_open` flag: open with O_NONBLOCK: an exclusive open fails
-/// with EAGAIN instead of waiting.
+/// `sgmap_device_open` flag: open with O_NONBLOCK: an open that would wait
+/// (an exclusive open while others hold the node, or any open while one
+/// holds it exclusively) fails with SGMAP_OPEN_FAILED and errno EBUSY
+/// instead of waiting.
 pub const SGMAP_OPEN_NONBLOCK: u32 = 4;
 
 const OPEN_FLAGS: u32 = SGMAP_OPEN_READ_ONLY | SGMAP_OPEN_EXCLUSIVE | SGMAP_OPEN_NONBLOCK;

@@ -55,7 +55,9 @@ impl OpenOptions {
         self
     }
 
-    /// Opens with `O_NONBLOCK`: an exclusive open fails instead of waiting, and
+    /// Opens with `O_NONBLOCK`: an open that would wait (exclusive while others
+    /// hold the node, or any while one holds it exclusively) fails with EBUSY
+    /// ([`Error::Open`]) instead of waiting, and
     /// the async interface's `read()` returns at once when nothing is ready.
     pub const fn nonblocking(mut self, yes: bool) -> Self {
         self.nonblocking = yes;
@@ -142,7 +144,7 @@ fn open_hint(errno: Option<i32>, opts: OpenOptions) -> &'static str {
         }
         Some(Errno::ENXIO) | Some(Errno::ENODEV) => "no device is behind this node any more",
         Some(Errno::EROFS) => "read-only file system: open read-only",
-        Some(Errno::EAGAIN) => "an exclusive open would block; retry or open without O_NONBLOCK",
+        Some(Errno::EAGAIN) => "the open would block; retry or open without O_NONBLOCK",
         _ => "check the path",
     }
 }
