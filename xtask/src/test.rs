@@ -388,25 +388,25 @@ pub(crate) fn testbed(ws: &Path, args: &[String]) -> Result<()> {
     if argv.is_empty() {
         return Err("no command given: cargo xtask testbed -- CMD [ARGS]".into());
     }
+    // Every kernel runs, whatever the one before did; then the verdict.
+    let mut failed = Vec::new();
     for which in kernels {
-        let status = run_in_testbed(
-            ws,
-            which,
-            &scsi_debug,
-            allow_dio,
-            "command",
-            argv.clone(),
-            vec![],
-        )?;
-        if status != Some(0) {
-            return Err(format!(
-                "the command exited with {status:?} inside the test bed ({})",
-                which.name()
-            )
-            .into());
+        let args = (&scsi_debug, allow_dio, "command");
+        match run_in_testbed(ws, which, args.0, args.1, args.2, argv.clone(), vec![]) {
+            Ok(Some(0)) => {}
+            Ok(status) => failed.push(format!("{}: exit {status:?}", which.name())),
+            Err(e) => failed.push(format!("{}: {e}", which.name())),
         }
     }
-    Ok(())
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the command failed inside the test bed on {}",
+            failed.join("; ")
+        )
+        .into())
+    }
 }
 
 /// Boots the test bed, runs one job, prints its output; returns its exit status.
@@ -468,25 +468,21 @@ fn run_example(ws: &Path, name: &str, args: &[String]) -> Result<()> {
         .ok_or_else(|| format!("cargo built no example named {name}"))?;
     let mut argv = vec![exe.path.display().to_string()];
     argv.extend(args.iter().cloned());
+    // Every kernel runs, whatever the one before did; then the verdict.
+    let mut failed = Vec::new();
     for which in kernels {
-        let status = run_in_testbed(
-            ws,
-            which,
-            DEFAULT_SCSI_DEBUG,
-            true,
-            name,
-            argv.clone(),
-            vec![],
-        )?;
-        if status != Some(0) {
-            return Err(format!(
-                "{name} exited with {status:?} inside the test bed ({})",
-                which.name()
-            )
-            .into());
+        let args = (DEFAULT_SCSI_DEBUG, true, name);
+        match run_in_testbed(ws, which, args.0, args.1, args.2, argv.clone(), vec![]) {
+            Ok(Some(0)) => {}
+            Ok(status) => failed.push(format!("{}: exit {status:?}", which.name())),
+            Err(e) => failed.push(format!("{}: {e}", which.name())),
         }
     }
-    Ok(())
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{name} failed inside the test bed on {}", failed.join("; ")).into())
+    }
 }
 
 /// `cargo xtask demo`: the three modes on the built-in scsi_debug disk.
