@@ -47,6 +47,9 @@ impl OpenOptions {
     }
 
     /// Opens with `O_EXCL`: no other open of the device while this one lasts.
+    /// Another open of the node meanwhile waits until this handle closes,
+    /// unless it is [`nonblocking`](Self::nonblocking) (then it fails with
+    /// EBUSY at once).
     /// The sg driver refuses an exclusive open that is read-only (EPERM).
     /// sgmap never opens a device a second time behind a handle's back, so
     /// every helper works on an exclusive handle.
