@@ -12,7 +12,7 @@ use sgmap_sys as sys;
 
 use crate::command::{Command, Data};
 use crate::error::{Error, Result};
-use crate::io::{page_size, Fd};
+use crate::io::{page_size, Fd, Submit};
 use crate::outcome::{Mode, Outcome};
 
 /// How to open a device. Read-write by default.
@@ -230,6 +230,16 @@ impl Device {
             }
             Err(e) => return Err(e),
         };
+        if kind == NodeKind::Sg {
+            // Synchronous commands are written and read back by pack_id
+            // (see `Device::execute`): read() must pick by pack_id. A
+            // read-only fd cannot write(), so it sends with SG_IO, and a
+            // signal's orphan must then stay for read() to collect.
+            fd.set_int("SG_SET_FORCE_PACK_ID", sys::ioctl::sg_set_force_pack_id, 1)?;
+            if opts.read_only {
+                fd.set_int("SG_SET_KEEP_ORPHAN", sys::ioctl::sg_set_keep_orphan, 1)?;
+            }
+        }
         let max_transfer = queue_max_transfer(&fd, kind)?;
         Ok(Device {
             fd,
@@ -388,6 +398,25 @@ impl Device {
     /// before mapping, or through another [`Device`] of the same node. The
     /// typed helpers follow the same rule, since they all come through here:
     /// sgmap never moves data of its own through a mapped buffer.
+    ///
+    /// # Signals
+    ///
+    /// A signal that arrives while the command is in the device (a handler
+    /// with or without `SA_RESTART`, or a SIGSTOP and SIGCONT) never makes
+    /// this return while the kernel may still use `data`, and never sends
+    /// the command twice without saying so:
+    ///
+    /// - On an sg node opened read-write the command is submitted with
+    ///   `write()` and its response collected with `read()` by its
+    ///   `pack_id`. A signal cannot orphan that: this returns the command's
+    ///   own result, and it went once.
+    /// - On one opened read-only (`write()` is refused there) it goes with
+    ///   `SG_IO`, and the driver's request table is checked afterwards: an
+    ///   orphan left by EINTR is waited for and its result returned; when the
+    ///   kernel restarted the ioctl and so sent the command again, every copy
+    ///   is waited for and the call fails with [`Error::Interrupted`], which
+    ///   says how many went. (Read-only handles send only read-safe commands.)
+    /// - A block node's `SG_IO` waits uninterruptibly: nothing to do.
     pub fn execute(&self, cmd: &Command, mut data: Data<'_>) -> Result<Outcome> {
         if self.mapped && !data.is_empty() {
             return Err(self.fd.invalid(
@@ -406,8 +435,19 @@ impl Device {
         let mode = Mode::requested(cmd, data.len());
         let (dir, len, ptr) = (data.direction(), data.len(), data.as_ptr());
         // SAFETY: `data` borrows the buffer (exclusively for FromDevice) for
-        // this whole call, and `ptr`/`len` describe exactly that buffer.
-        unsafe { self.fd.sg_io(cmd, dir, ptr, len, mode) }
+        // this whole call, and `ptr`/`len` describe exactly that buffer;
+        // `submit_by` picks `Submit::Ioctl` only for a block node.
+        unsafe { self.fd.sg_io(cmd, dir, ptr, len, mode, self.submit_by()) }
+    }
+
+    /// How this device's synchronous commands without mmap IO reach the
+    /// driver (see [`Device::execute`]).
+    pub(crate) fn submit_by(&self) -> Submit {
+        match (self.kind, self.read_only) {
+            (NodeKind::Block, _) => Submit::Ioctl,
+            (NodeKind::Sg, false) => Submit::WriteRead,
+            (NodeKind::Sg, true) => Submit::IoctlThenCheck,
+        }
     }
 
     pub(crate) fn fd(&self) -> &Fd {

@@ -88,6 +88,22 @@ pub enum Error {
         reason: String,
     },
 
+    /// A signal arrived while a command was in the device, and sgmap cannot
+    /// give that command's own result: the driver dropped it, or the kernel
+    /// restarted `SG_IO` and so sent the command more than once (only
+    /// possible on a handle opened read-only, whose commands cannot go by
+    /// `write()`). sgmap waited until the kernel had finished with every copy
+    /// of the command before returning this, so no buffer is in use any more.
+    Interrupted {
+        /// The device.
+        device: PathBuf,
+        /// The command, e.g. `READ(10)`.
+        command: String,
+        /// How many times the command reached the device: 1 when only its
+        /// result was lost, more when restarts sent it again.
+        sent: u32,
+    },
+
     /// The CDB is not valid.
     Cdb(crate::cdb::CdbError),
 
@@ -155,6 +171,31 @@ impl fmt::Display for Error {
                 command,
                 reason,
             } => write!(f, "{}: {command}: {reason}", device.display()),
+            Error::Interrupted {
+                device,
+                command,
+                sent,
+            } => {
+                write!(
+                    f,
+                    "{}: {command}: interrupted by a signal: ",
+                    device.display()
+                )?;
+                if *sent > 1 {
+                    write!(
+                        f,
+                        "the kernel restarted SG_IO, which sent the command {sent} times; every \
+                         copy has completed and the buffer holds what the last one moved: check \
+                         the data, and send the command again if it is needed"
+                    )
+                } else {
+                    f.write_str(
+                        "the driver dropped the command's result (keep-orphan was turned off on \
+                         this fd), so whether it succeeded is unknown: check the data before \
+                         relying on it",
+                    )
+                }
+            }
             Error::Cdb(e) => e.fmt(f),
             Error::Response {
                 device, command, ..
@@ -177,9 +218,10 @@ impl std::error::Error for Error {
             // Its text is the whole story; a CDB error stands for itself.
             Error::Cdb(e) => e.source(),
             Error::Response { source, .. } => Some(source),
-            Error::NotSg { .. } | Error::ShortTransfer { .. } | Error::InvalidRequest { .. } => {
-                None
-            }
+            Error::NotSg { .. }
+            | Error::ShortTransfer { .. }
+            | Error::InvalidRequest { .. }
+            | Error::Interrupted { .. } => None,
         }
     }
 }
@@ -215,6 +257,7 @@ impl Error {
             Error::Open { source, .. } => source.raw_os_error().map(Errno::from_raw),
             Error::Os { errno, .. } => Some(*errno),
             Error::Incomplete(i) => i.cause.errno(),
+            Error::Interrupted { .. } => Some(Errno::EINTR),
             _ => None,
         }
     }
@@ -323,7 +366,9 @@ pub enum OsErrorKind {
     /// EPERM/EACCES: the fd is read-only and the command is not read-safe, or
     /// the caller lacks a capability.
     PermissionDenied,
-    /// EINTR: a signal arrived; an SG_IO request is orphaned.
+    /// EINTR: a signal arrived while the call waited. sgmap's commands never
+    /// end this way: they wait for the kernel through signals (see
+    /// [`Error::Interrupted`] for the one case they cannot report a result).
     Interrupted,
     /// EFAULT: the kernel could not access a buffer.
     BadAddress,
@@ -375,7 +420,10 @@ impl OsErrorKind {
             Self::PermissionDenied => {
                 "open the device read-write, or run with the needed capability (CAP_SYS_RAWIO)"
             }
-            Self::Interrupted => "a signal interrupted the call; retry",
+            Self::Interrupted => {
+                "a signal interrupted the call before it finished; nothing of it is still in \
+                 progress, so it can be made again once the signal has been dealt with"
+            }
             Self::BadAddress => "a buffer address was not accessible to the kernel",
             Self::WouldBlock => "nothing is ready yet; poll the fd",
             Self::NotSupported => "this node does not accept sg ioctls; use a /dev/sgN node",

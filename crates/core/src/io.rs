@@ -3,9 +3,11 @@
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use nix::errno::Errno;
+use nix::poll::PollFlags;
 use sgmap_sys as sys;
 
 use crate::cdb::Cdb;
@@ -121,13 +123,21 @@ impl Fd {
             .map_err(|e| self.os_error("SG_GET_TIMEOUT", e))
     }
 
-    /// Runs one command synchronously with `SG_IO`.
+    /// Runs one command and waits for it, by `how`; see [`Submit`] for why
+    /// each way is safe against signals.
+    ///
+    /// Whatever signals arrive meanwhile, this returns only once the driver
+    /// has let go of the request: its result, or an "interrupted" error when
+    /// the driver dropped the result of a request a signal had orphaned. The
+    /// command is sent once.
     ///
     /// # Safety
     ///
     /// `data` must be valid for reads (`ToDevice`) or writes (`FromDevice`) of
     /// `len` bytes until this returns, and nothing else may access it meanwhile;
     /// it is ignored (and may be null) for `Mode::Mmap` and `Direction::None`.
+    /// [`Submit::Ioctl`] only for mmap IO on an fd with `SG_SET_KEEP_ORPHAN` on,
+    /// or on a block node.
     pub(crate) unsafe fn sg_io(
         &self,
         cmd: &Command,
@@ -135,19 +145,197 @@ impl Fd {
         data: *mut u8,
         len: usize,
         mode: Mode,
+        how: Submit,
     ) -> Result<Outcome> {
+        let name = crate::outcome::command_name(cmd.cdb());
         let mut sense = [0u8; SENSE_LEN];
         let mut hdr = prepare(self, cmd, direction, data, len, mode, &mut sense)
-            .map_err(|r| self.invalid(crate::outcome::command_name(cmd.cdb()), r))?;
-        // SAFETY: `hdr` points at `cmd`'s CDB and `sense`, which live across the call,
-        // and at the caller's `data`, valid for `len` bytes per this function's
-        // contract (or null for mmap IO and no-data commands).
-        unsafe { sys::ioctl::sg_io(self.fd.as_raw_fd(), &mut hdr) }
-            .map_err(|e| self.os_error(crate::outcome::command_name(cmd.cdb()), e))?;
+            .map_err(|r| self.invalid(name, r))?;
+        hdr.pack_id = next_sync_pack_id();
+        let pack_id = hdr.pack_id;
+        match how {
+            Submit::WriteRead => {
+                // SAFETY: `hdr` points at `cmd`'s CDB and `sense`, which live
+                // across this call, and at the caller's `data`, valid for `len`
+                // bytes per this function's contract (or null for mmap IO and
+                // no-data commands); the request is read back below before
+                // this returns, so every pointer stays valid while the driver
+                // holds it.
+                unsafe { crate::queue::submit_raw(self.as_fd(), &hdr) }
+                    .map_err(|e| self.os_error(name, e))?;
+                hdr = self.read_own(pack_id, name)?;
+            }
+            Submit::Ioctl | Submit::IoctlThenCheck => {
+                // SAFETY: as above; an orphan is collected below, before this
+                // returns, so every pointer stays valid while the driver holds it.
+                let r = unsafe { sys::ioctl::sg_io(self.fd.as_raw_fd(), &mut hdr) };
+                // A failed SG_IO may have left an orphan (EINTR), or be a
+                // restarted ioctl's failure (EBUSY: the orphan holds the
+                // reserved buffer). Without mmap IO a restart succeeds by
+                // sending the command again, so then a success proves nothing.
+                let left = if r.is_err() || how == Submit::IoctlThenCheck {
+                    self.collect_leftovers(pack_id, name)?
+                } else {
+                    Leftovers::default()
+                };
+                let sent = left.sent() + u32::from(r.is_ok());
+                match r {
+                    _ if sent > 1 || (sent == 1 && left.lost > 0) => {
+                        return Err(Error::Interrupted {
+                            device: self.path.clone(),
+                            command: name.to_string(),
+                            sent,
+                        })
+                    }
+                    Ok(_) => {}
+                    Err(e) => match left.responses.first() {
+                        Some(done) => hdr = *done,
+                        None => return Err(self.os_error(name, e)),
+                    },
+                }
+            }
+        }
         Ok(finish(&hdr, *cmd.cdb(), &sense, mode, data, len, || {
             self.dma_alignment()
         }))
     }
+
+    /// Reads back the response of this fd's request `pack_id` (with
+    /// `SG_SET_FORCE_PACK_ID` on, `read()` returns exactly that one),
+    /// waiting through signals: an interrupted `read()` takes nothing, so
+    /// it is simply read again.
+    fn read_own(&self, pack_id: i32, name: &str) -> Result<sys::sg_io_hdr> {
+        loop {
+            let mut got = sys::sg_io_hdr::new();
+            got.pack_id = pack_id;
+            // SAFETY: with SG_SET_FORCE_PACK_ID on, only the request `pack_id`
+            // can be returned: the caller's, whose sense and data buffers live
+            // until it returns. (`read_raw` retries EINTR itself.)
+            match unsafe { crate::queue::read_raw(self.as_fd(), &mut got) } {
+                Ok(()) if got.pack_id == pack_id => return Ok(got),
+                Ok(()) => {
+                    // SG_SET_FORCE_PACK_ID was turned off under us, and
+                    // someone else's response was taken. Ours is still in
+                    // flight with the caller's buffers: turn it back on and
+                    // wait for ours all the same.
+                    self.set_int("SG_SET_FORCE_PACK_ID", sys::ioctl::sg_set_force_pack_id, 1)?;
+                }
+                // O_NONBLOCK: wait until a response is ready, then read again.
+                Err(Errno::EAGAIN) => {
+                    crate::queue::poll_until(&[self.as_fd()], PollFlags::POLLIN, None)
+                        .map_err(|e| self.os_error("poll", e))?;
+                }
+                Err(e) => return Err(self.os_error(format!("{name}: read() of the response"), e)),
+            }
+        }
+    }
+
+    /// After an `SG_IO`: waits for every request this fd still holds with
+    /// `pack_id` (orphans a signal left) and reads their responses. Returns
+    /// once the driver holds none of them, so none uses memory any more.
+    fn collect_leftovers(&self, pack_id: i32, name: &str) -> Result<Leftovers> {
+        let mut left = Leftovers::default();
+        let mut first = true;
+        loop {
+            // A node without a request table (a block device) has no orphans.
+            let Ok(table) = self.request_table() else {
+                return Ok(left);
+            };
+            let ours = || {
+                table
+                    .iter()
+                    .filter(|r| r.req_state != 0 && r.pack_id == pack_id)
+            };
+            let held = ours().count();
+            if first {
+                // No new request with this pack_id can appear: the ioctl has
+                // returned. What the table holds now is all there is.
+                left.lost = held;
+                if held == 0 {
+                    return Ok(left);
+                }
+                // Kept for read() when they complete, and read() picks them
+                // by pack_id: both are on for fds that use SG_IO, and are set
+                // again here in case someone turned them off.
+                let _ = self.set_int("SG_SET_KEEP_ORPHAN", sys::ioctl::sg_set_keep_orphan, 1);
+                self.set_int("SG_SET_FORCE_PACK_ID", sys::ioctl::sg_set_force_pack_id, 1)?;
+                first = false;
+            }
+            if held == 0 {
+                return Ok(left);
+            }
+            // req_state 2: done and waiting for read() (a kept orphan no
+            // longer counts as SG_IO's); 1: still in the device; 3: being read.
+            if ours().any(|r| r.req_state == 2 && r.sg_io_owned == 0) {
+                left.responses.push(self.read_own(pack_id, name)?);
+                left.lost = left.lost.saturating_sub(1);
+                continue;
+            }
+            // The driver drops an orphan's result on completion if keep-orphan
+            // was off then; such an entry leaves the table without waking
+            // anyone, so poll the table rather than block in read().
+            let soon = std::time::Instant::now() + Duration::from_millis(5);
+            crate::queue::poll_until(&[self.as_fd()], PollFlags::POLLIN, Some(soon))
+                .map_err(|e| self.os_error("poll", e))?;
+        }
+    }
+}
+
+/// The orphans [`Fd::collect_leftovers`] found: the responses it read, and
+/// how many were dropped by the driver instead.
+#[derive(Debug, Default)]
+struct Leftovers {
+    responses: Vec<sys::sg_io_hdr>,
+    lost: usize,
+}
+
+impl Leftovers {
+    /// How many requests reached the device besides the ioctl's own.
+    fn sent(&self) -> u32 {
+        u32::try_from(self.responses.len() + self.lost).unwrap_or(u32::MAX)
+    }
+}
+
+/// How a synchronous command goes to the driver.
+///
+/// `SG_IO` on an sg node waits interruptibly. A signal whose handler lacks
+/// `SA_RESTART` ends it with EINTR and leaves the request orphaned, still in
+/// the device with the caller's memory; with `SA_RESTART`, or a SIGSTOP and
+/// SIGCONT, the kernel restarts the ioctl, which sends the command a second
+/// time. So a plain `SG_IO` can neither promise that no memory is in use
+/// when it returns nor that the command went once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Submit {
+    /// `write()` the header, then `read()` the response by its `pack_id`.
+    /// `write()` returns as soon as the request is queued (nothing in it waits
+    /// interruptibly), and a `read()` cut short by a signal takes nothing, so
+    /// it is read again: the request is never orphaned and never sent twice.
+    /// Two system calls per command.
+    WriteRead,
+    /// One `SG_IO`, where a success proves that the command went once:
+    /// mmap IO on an fd with `SG_SET_KEEP_ORPHAN` on (a signal's orphan then
+    /// keeps the reserved buffer until `read()` collects it, so a restarted
+    /// ioctl fails EBUSY without sending anything, and sgmap collects the
+    /// orphan), and block nodes (whose `SG_IO` waits uninterruptibly in the
+    /// block layer). After a failure, orphans are collected.
+    Ioctl,
+    /// One `SG_IO`, then a look at the request table for orphans even after
+    /// a success: for sg fds opened read-only, where `write()` is refused
+    /// (EBADF). A restart there sends the command again; sgmap collects every
+    /// copy and reports [`Error::Interrupted`] with how many went. One more
+    /// ioctl per command.
+    IoctlThenCheck,
+}
+
+/// The `pack_id`s of sgmap's synchronous commands: 0x40000000 and up, clear
+/// of a [`Queue`](crate::Queue)'s slot numbers (0 to 15) on the same fd.
+pub(crate) const SYNC_PACK_ID_BASE: i32 = 0x4000_0000;
+
+fn next_sync_pack_id() -> i32 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed) & 0x3fff_ffff;
+    // In range: n < 2^30, so the sum is at most i32::MAX.
+    SYNC_PACK_ID_BASE + n as i32
 }
 
 impl AsFd for Fd {

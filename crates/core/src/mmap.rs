@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::command::{Command, Direction};
 use crate::device::{Device, NodeKind};
 use crate::error::{Error, Result};
-use crate::io::page_size;
+use crate::io::{page_size, Submit};
 use crate::outcome::{Mode, Outcome};
 
 /// How a mapping may be accessed.
@@ -306,6 +306,15 @@ impl Device {
             );
             return Err(MapError::new(e, self));
         }
+        // mmap-ed commands use SG_IO (see `MappedDevice::execute`): a
+        // signal's orphan must stay for read() to collect.
+        if let Err(e) = self.fd().set_int(
+            "SG_SET_KEEP_ORPHAN",
+            sgmap_sys::ioctl::sg_set_keep_orphan,
+            1,
+        ) {
+            return Err(MapError::new(e, self));
+        }
         watch_forks();
         let mapping = match Mapping::new(self.as_fd(), len, access) {
             Ok(m) => m,
@@ -423,6 +432,19 @@ impl MappedDevice {
     /// sgmap checks before asking the kernel. Refused in a forked child
     /// ([`is_inherited`](Self::is_inherited)) and, for commands that write
     /// or are not read-safe, on a device opened read-only.
+    ///
+    /// # Signals
+    ///
+    /// mmap IO goes with one `SG_IO`, the fast path, made safe against
+    /// signals: the fd has `SG_SET_KEEP_ORPHAN` on, so a request that a
+    /// signal orphans (EINTR without `SA_RESTART`) keeps the reserved buffer
+    /// until sgmap has waited for it and read its response, and an ioctl the
+    /// kernel restarts (`SA_RESTART`, SIGSTOP/SIGCONT) finds the buffer in
+    /// use and fails EBUSY without sending anything, after which sgmap
+    /// collects the first request the same way. So this returns the
+    /// command's own result once the kernel is done with the buffer, and the
+    /// command went exactly once. A command without data (`len` 0) goes as
+    /// [`Device::execute`] sends it.
     pub fn execute(&mut self, cmd: &Command, direction: Direction, len: usize) -> Result<Outcome> {
         let name = crate::outcome::command_name(cmd.cdb());
         self.check_owner(name)?;
@@ -441,14 +463,19 @@ impl MappedDevice {
                 ),
             ));
         }
-        let mode = if len == 0 { Mode::NoData } else { Mode::Mmap };
+        let (mode, how) = if len == 0 {
+            (Mode::NoData, self.device.submit_by())
+        } else {
+            (Mode::Mmap, Submit::Ioctl)
+        };
         // SAFETY: with Mode::Mmap the kernel moves data only in the reserved
         // buffer; `&mut self` guarantees no slice or view of it exists during
-        // the call, and `len` fits the mapping (checked above).
+        // the call, and `len` fits the mapping (checked above). The fd has
+        // SG_SET_KEEP_ORPHAN on (set when mapping), as `Submit::Ioctl` needs.
         unsafe {
             self.device
                 .fd()
-                .sg_io(cmd, direction, std::ptr::null_mut(), len, mode)
+                .sg_io(cmd, direction, std::ptr::null_mut(), len, mode, how)
         }
     }
 

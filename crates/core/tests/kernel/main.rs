@@ -14,6 +14,7 @@ mod open;
 mod pool;
 mod queue;
 mod results;
+mod signals;
 mod stream;
 mod texts;
 mod threads;
@@ -37,6 +38,7 @@ fn main() -> std::process::ExitCode {
     tests.extend(threads::TESTS);
     tests.extend(uring::TESTS);
     tests.extend(mapped::TESTS);
+    tests.extend(signals::TESTS);
     // Last: it removes the device and brings it back.
     tests.extend(access::TESTS);
     sgmap_testkit::run(&tests)
