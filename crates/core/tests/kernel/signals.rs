@@ -126,19 +126,20 @@ struct Handler {
 
 impl Handler {
     fn install(restart: bool) -> Result<Self, Failed> {
-        // SAFETY: a zeroed sigaction is a valid starting point; the handler
-        // only touches an atomic, which is async-signal-safe.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = count_signal as extern "C" fn(libc::c_int) as usize;
-            sa.sa_flags = if restart { libc::SA_RESTART } else { 0 };
-            libc::sigemptyset(&mut sa.sa_mask);
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(libc::SIGUSR1, &sa, &mut old) != 0 {
-                return Err(format!("sigaction: {}", std::io::Error::last_os_error()).into());
-            }
-            Ok(Self { old })
+        // SAFETY: all-zero bytes are a valid sigaction (no handler, no flags).
+        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+        sa.sa_sigaction = count_signal as extern "C" fn(libc::c_int) as usize;
+        sa.sa_flags = if restart { libc::SA_RESTART } else { 0 };
+        // SAFETY: `sa.sa_mask` is a valid sigset_t to clear.
+        unsafe { libc::sigemptyset(&mut sa.sa_mask) };
+        // SAFETY: as above.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: valid sigactions; the handler only touches an atomic,
+        // which is async-signal-safe.
+        if unsafe { libc::sigaction(libc::SIGUSR1, &sa, &mut old) } != 0 {
+            return Err(format!("sigaction: {}", std::io::Error::last_os_error()).into());
         }
+        Ok(Self { old })
     }
 }
 
@@ -254,7 +255,7 @@ fn driver_requests(fd: &impl AsRawFd) -> Result<Vec<(i8, i32, i8)>, Failed> {
         .map_err(|e| format!("SG_GET_REQUEST_TABLE: {e}"))?;
     Ok(t.iter()
         .filter(|r| r.req_state != 0)
-        .map(|r| (r.req_state as i8, r.pack_id, r.orphan as i8))
+        .map(|r| (r.req_state, r.pack_id, r.orphan))
         .collect())
 }
 
