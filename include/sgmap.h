@@ -19,6 +19,25 @@
  *   a crash. Output pointers documented "may be NULL" are optional.
  * - No Rust panic crosses into C: it becomes SGMAP_PANIC.
  * - Thread safety: see sgmap_device.
+ * - Signals: a signal that arrives while a command is in the device (a
+ *   handler with or without SA_RESTART, SIGSTOP and SIGCONT, a debugger)
+ *   never makes a call return while the kernel may still use the command's
+ *   memory, and never sends a command twice unreported. On a handle opened
+ *   read-write a command is submitted with write(2) and its response read
+ *   back with read(2) by its pack_id, which no signal can cut short: the call
+ *   returns the command's own result, and it went once. An mmap-ed command
+ *   goes with one SG_IO on an fd with SG_SET_KEEP_ORPHAN on: sgmap waits for
+ *   and reads back what a signal orphans, and a restarted SG_IO finds the
+ *   reserved buffer busy and sends nothing. On a handle opened
+ *   SGMAP_OPEN_READ_ONLY (no write(2) there) a restarted SG_IO can send a
+ *   command again: sgmap waits for every copy, then returns SGMAP_OS_ERROR
+ *   with errno EINTR and a message saying how many times it went.
+ *   Every handle has SG_SET_FORCE_PACK_ID on: a program that reads responses
+ *   of its own from sgmap_device_fd passes their pack_id (below 0x40000000;
+ *   sgmap's own are above) rather than -1 while other threads use the
+ *   handle. Valgrind's memcheck sees the kernel fill a read buffer during
+ *   SG_IO but not during read(2): read into calloc'd memory to keep it from
+ *   reporting the data as uninitialised.
  */
 
 #ifndef SGMAP_H
@@ -174,6 +193,9 @@ enum sgmap_result
     SGMAP_NOT_SG = 6,
     /**
      * The sg driver refused a request with an errno (see the last error).
+     * With errno EINTR: a signal arrived while a command was in the device
+     * and its own result cannot be given (see "Signals" at the top of this
+     * header); no buffer is in use any more.
      */
     SGMAP_OS_ERROR = 7,
     /**
@@ -998,8 +1020,10 @@ sgmap_result sgmap_direct_buffer_alloc(size_t len, void **out);
 void sgmap_direct_buffer_free(void *ptr);
 
 /**
- * Runs one command (SG_IO) and reports everything about it in `*outcome`
- * (pass NULL if you need only the result).
+ * Runs one command, waits for it, and reports everything about it in
+ * `*outcome` (pass NULL if you need only the result). A signal meanwhile
+ * does not end the wait early nor send the command again unreported (see
+ * "Signals" at the top of this header).
  *
  * The mode is the caller's choice: `SGMAP_MODE_INDIRECT` and
  * `SGMAP_MODE_DIRECT` move data through `cmd->data`; `SGMAP_MODE_MMAP`
@@ -1011,9 +1035,10 @@ void sgmap_direct_buffer_free(void *ptr);
  * `SGMAP_SCSI_ERROR` when it ran but failed (the outcome, and the last
  * error, hold the status bytes and sense; a UNIT ATTENTION is not retried
  * here); `SGMAP_OS_ERROR` when the driver refused it (errno in the last
- * error); `SGMAP_INVALID_REQUEST`, `SGMAP_INVALID_CDB`,
- * `SGMAP_INVALID_ARGUMENT`, `SGMAP_WRONG_STATE` (mmap IO before mapping,
- * and the mapped-handle rules below)
+ * error), or, errno EINTR, when a signal made the command's own result
+ * unknown (handles opened read-only only); `SGMAP_INVALID_REQUEST`,
+ * `SGMAP_INVALID_CDB`, `SGMAP_INVALID_ARGUMENT`, `SGMAP_WRONG_STATE` (mmap
+ * IO before mapping, and the mapped-handle rules below)
  * or `SGMAP_NULL_PARAMETER` when it was not sent. Whenever the command did
  * not run, `*outcome` is all zero.
  *
@@ -1150,6 +1175,11 @@ sgmap_result sgmap_device_scsi_id(const struct sgmap_device *dev, struct sgmap_s
  * Stores the handle's file descriptor in `*out`, for poll(2) or for ioctls
  * sgmap does not wrap. The handle keeps owning it: do not close it, and do
  * not use it after `sgmap_device_close`.
+ *
+ * sgmap has turned SG_SET_FORCE_PACK_ID on for it (and SG_SET_KEEP_ORPHAN
+ * on a read-only or mapped handle): leave both on, or a signal during a
+ * command can leave it unaccounted for (see "Signals" at the top of this
+ * header).
  *
  * # Safety
  *

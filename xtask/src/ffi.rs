@@ -57,6 +57,7 @@ const PROGRAMS: &[(&str, Setup)] = &[
     ("bad_input.c", Setup::Plain),
     ("threads.cpp", Setup::Plain),
     ("mapped_rules.c", Setup::Plain),
+    ("signals.c", Setup::Plain),
 ];
 
 /// The program whose device-free checks also run on the host with ASan.

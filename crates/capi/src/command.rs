@@ -329,8 +329,10 @@ pub(crate) unsafe fn parse_command(c: &sgmap_command) -> Result<(Command, Direct
     Ok((command, direction, asked))
 }
 
-/// Runs one command (SG_IO) and reports everything about it in `*outcome`
-/// (pass NULL if you need only the result).
+/// Runs one command, waits for it, and reports everything about it in
+/// `*outcome` (pass NULL if you need only the result). A signal meanwhile
+/// does not end the wait early nor send the command again unreported (see
+/// "Signals" at the top of this header).
 ///
 /// The mode is the caller's choice: `SGMAP_MODE_INDIRECT` and
 /// `SGMAP_MODE_DIRECT` move data through `cmd->data`; `SGMAP_MODE_MMAP`
@@ -342,9 +344,10 @@ pub(crate) unsafe fn parse_command(c: &sgmap_command) -> Result<(Command, Direct
 /// `SGMAP_SCSI_ERROR` when it ran but failed (the outcome, and the last
 /// error, hold the status bytes and sense; a UNIT ATTENTION is not retried
 /// here); `SGMAP_OS_ERROR` when the driver refused it (errno in the last
-/// error); `SGMAP_INVALID_REQUEST`, `SGMAP_INVALID_CDB`,
-/// `SGMAP_INVALID_ARGUMENT`, `SGMAP_WRONG_STATE` (mmap IO before mapping,
-/// and the mapped-handle rules below)
+/// error), or, errno EINTR, when a signal made the command's own result
+/// unknown (handles opened read-only only); `SGMAP_INVALID_REQUEST`,
+/// `SGMAP_INVALID_CDB`, `SGMAP_INVALID_ARGUMENT`, `SGMAP_WRONG_STATE` (mmap
+/// IO before mapping, and the mapped-handle rules below)
 /// or `SGMAP_NULL_PARAMETER` when it was not sent. Whenever the command did
 /// not run, `*outcome` is all zero.
 ///

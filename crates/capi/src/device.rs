@@ -547,6 +547,11 @@ pub unsafe extern "C" fn sgmap_device_scsi_id(
 /// sgmap does not wrap. The handle keeps owning it: do not close it, and do
 /// not use it after `sgmap_device_close`.
 ///
+/// sgmap has turned SG_SET_FORCE_PACK_ID on for it (and SG_SET_KEEP_ORPHAN
+/// on a read-only or mapped handle): leave both on, or a signal during a
+/// command can leave it unaccounted for (see "Signals" at the top of this
+/// header).
+///
 /// # Safety
 ///
 /// `dev` must be NULL or a live handle; `out` must be NULL or valid for a

@@ -38,6 +38,9 @@ pub enum sgmap_result {
     /// /dev/null, ...): use a /dev/sgN node.
     SGMAP_NOT_SG = 6,
     /// The sg driver refused a request with an errno (see the last error).
+    /// With errno EINTR: a signal arrived while a command was in the device
+    /// and its own result cannot be given (see "Signals" at the top of this
+    /// header); no buffer is in use any more.
     SGMAP_OS_ERROR = 7,
     /// The command ran, and the device, host adapter or driver reported a
     /// failure: the outcome holds the status bytes and the sense data.
@@ -159,7 +162,7 @@ impl From<sgmap::Error> for Fail {
         let code = match cause {
             E::Open { .. } => SGMAP_OPEN_FAILED,
             E::NotSg { .. } => SGMAP_NOT_SG,
-            E::Os { .. } => SGMAP_OS_ERROR,
+            E::Os { .. } | E::Interrupted { .. } => SGMAP_OS_ERROR,
             E::Scsi(_) => SGMAP_SCSI_ERROR,
             E::ShortTransfer { .. } => SGMAP_SHORT_TRANSFER,
             E::InvalidRequest { .. } => SGMAP_INVALID_REQUEST,
