@@ -35,9 +35,7 @@
  *   Every handle has SG_SET_FORCE_PACK_ID on: a program that reads responses
  *   of its own from sgmap_device_fd passes their pack_id (below 0x40000000;
  *   sgmap's own are above) rather than -1 while other threads use the
- *   handle. Valgrind's memcheck sees the kernel fill a read buffer during
- *   SG_IO but not during read(2): read into calloc'd memory to keep it from
- *   reporting the data as uninitialised.
+ *   handle.
  */
 
 #ifndef SGMAP_H

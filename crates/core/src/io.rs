@@ -153,18 +153,40 @@ impl Fd {
             .map_err(|r| self.invalid(name, r))?;
         hdr.pack_id = next_sync_pack_id();
         let pack_id = hdr.pack_id;
-        match how {
-            Submit::WriteRead => {
-                // SAFETY: `hdr` points at `cmd`'s CDB and `sense`, which live
-                // across this call, and at the caller's `data`, valid for `len`
-                // bytes per this function's contract (or null for mmap IO and
-                // no-data commands); the request is read back below before
-                // this returns, so every pointer stays valid while the driver
-                // holds it.
-                unsafe { crate::queue::submit_raw(self.as_fd(), &hdr) }
-                    .map_err(|e| self.os_error(name, e))?;
-                hdr = self.read_own(pack_id, name)?;
+        let mut how = how;
+        // Whether the response came back by read(), whose writes into the
+        // data buffer Valgrind's memcheck does not see.
+        let mut by_read = false;
+        if how == Submit::WriteRead {
+            // SAFETY: `hdr` points at `cmd`'s CDB and `sense`, which live
+            // across this call, and at the caller's `data`, valid for `len`
+            // bytes per this function's contract (or null for mmap IO and
+            // no-data commands); the request is read back below before
+            // this returns, so every pointer stays valid while the driver
+            // holds it.
+            match unsafe { crate::queue::submit_raw(self.as_fd(), &hdr) } {
+                Ok(()) => match self.read_own(pack_id, name) {
+                    Ok(done) => {
+                        hdr = done;
+                        by_read = true;
+                    }
+                    Err(e) => {
+                        // read() refused (EPERM: credentials changed under
+                        // us): wait until the device is done with the request.
+                        self.collect_leftovers(pack_id, name)?;
+                        return Err(e);
+                    }
+                },
+                // The driver refuses read() and write() on an fd whose opener
+                // had other credentials (a fork() child inherits the fd with
+                // new ones; a setuid changes them), before taking anything.
+                // Only SG_IO remains: send it so, with the check after.
+                Err(Errno::EPERM) => how = Submit::IoctlThenCheck,
+                Err(e) => return Err(self.os_error(name, e)),
             }
+        }
+        match how {
+            Submit::WriteRead => {}
             Submit::Ioctl | Submit::IoctlThenCheck => {
                 // SAFETY: as above; an orphan is collected below, before this
                 // returns, so every pointer stays valid while the driver holds it.
@@ -189,11 +211,18 @@ impl Fd {
                     }
                     Ok(_) => {}
                     Err(e) => match left.responses.first() {
-                        Some(done) => hdr = *done,
+                        Some(done) => {
+                            hdr = *done;
+                            by_read = true;
+                        }
                         None => return Err(self.os_error(name, e)),
                     },
                 }
             }
+        }
+        if by_read && direction == Direction::FromDevice && mode != Mode::Mmap {
+            let moved = len.saturating_sub(usize::try_from(hdr.resid).unwrap_or(0));
+            mark_written(data, moved.min(len));
         }
         Ok(finish(&hdr, *cmd.cdb(), &sense, mode, data, len, || {
             self.dma_alignment()
@@ -267,9 +296,25 @@ impl Fd {
             // req_state 2: done and waiting for read() (a kept orphan no
             // longer counts as SG_IO's); 1: still in the device; 3: being read.
             if ours().any(|r| r.req_state == 2 && r.sg_io_owned == 0) {
-                left.responses.push(self.read_own(pack_id, name)?);
-                left.lost = left.lost.saturating_sub(1);
-                continue;
+                match self.read_own(pack_id, name) {
+                    Ok(done) => {
+                        left.responses.push(done);
+                        left.lost = left.lost.saturating_sub(1);
+                        continue;
+                    }
+                    // This process may not read() the fd (its credentials are
+                    // not the opener's): the device is done with the request,
+                    // which stays unread; count it as lost.
+                    Err(Error::Os {
+                        errno: Errno::EPERM,
+                        ..
+                    }) => {
+                        if ours().all(|r| r.req_state != 1) {
+                            return Ok(left);
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             // The driver drops an orphan's result on completion if keep-orphan
             // was off then; such an entry leaves the table without waking
@@ -310,7 +355,10 @@ pub(crate) enum Submit {
     /// `write()` returns as soon as the request is queued (nothing in it waits
     /// interruptibly), and a `read()` cut short by a signal takes nothing, so
     /// it is read again: the request is never orphaned and never sent twice.
-    /// Two system calls per command.
+    /// Two system calls per command. Where the driver refuses `write()` with
+    /// EPERM (the fd was opened under other credentials: inherited across
+    /// `fork()`, or before a setuid), the command goes as
+    /// [`IoctlThenCheck`](Submit::IoctlThenCheck) instead.
     WriteRead,
     /// One `SG_IO`, where a success proves that the command went once:
     /// mmap IO on an fd with `SG_SET_KEEP_ORPHAN` on (a signal's orphan then
@@ -331,9 +379,62 @@ pub(crate) enum Submit {
 /// of a [`Queue`](crate::Queue)'s slot numbers (0 to 15) on the same fd.
 pub(crate) const SYNC_PACK_ID_BASE: i32 = 0x4000_0000;
 
+/// Tells Valgrind's memcheck that the kernel wrote `len` bytes at `ptr`:
+/// it knows what `SG_IO` writes into the data buffer, but not what an sg
+/// `read()` does, and would report the data read as uninitialised. Outside
+/// Valgrind the sequence does nothing.
+fn mark_written(ptr: *const u8, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if len > 0 && !ptr.is_null() {
+        // memcheck's VG_USERREQ__MAKE_MEM_DEFINED: tool base ('M','C') + 2.
+        const MAKE_MEM_DEFINED: u64 = ((b'M' as u64) << 24 | (b'C' as u64) << 16) + 2;
+        let args: [u64; 6] = [MAKE_MEM_DEFINED, ptr as u64, len as u64, 0, 0, 0];
+        // SAFETY: Valgrind's client request: rotating rdi by 3 + 13 + 61 + 51
+        // = 128 bits leaves it as it was and `xchg rbx, rbx` changes nothing,
+        // so natively this only sets rdx (declared); under Valgrind, memcheck
+        // reads the six words at rax (`args`, alive across the asm) and marks
+        // the range defined, writing no memory.
+        unsafe {
+            std::arch::asm!(
+                "rol rdi, 3",
+                "rol rdi, 13",
+                "rol rdi, 61",
+                "rol rdi, 51",
+                "xchg rbx, rbx",
+                in("rax") args.as_ptr(),
+                inout("rdx") 0u64 => _,
+                inout("rdi") 0u64 => _,
+                options(nostack),
+            );
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (ptr, len);
+}
+
+static NEXT_PACK_ID: AtomicU32 = AtomicU32::new(0);
+
+/// A process's own range of pack_ids, so that two processes sharing an fd
+/// (after fork) never read each other's responses by pack_id.
+fn seed_pack_ids() {
+    // SAFETY: getpid has no preconditions and is async-signal-safe.
+    let pid = unsafe { libc::getpid() } as u32;
+    NEXT_PACK_ID.store((pid & 0x3fff) << 16, Ordering::Relaxed);
+}
+
+extern "C" fn reseed_in_child() {
+    seed_pack_ids();
+}
+
 fn next_sync_pack_id() -> i32 {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed) & 0x3fff_ffff;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        seed_pack_ids();
+        // SAFETY: registers a fork child handler that only calls getpid and
+        // stores an atomic, both async-signal-safe as such handlers must be.
+        unsafe { libc::pthread_atfork(None, None, Some(reseed_in_child)) };
+    });
+    let n = NEXT_PACK_ID.fetch_add(1, Ordering::Relaxed) & 0x3fff_ffff;
     // In range: n < 2^30, so the sum is at most i32::MAX.
     SYNC_PACK_ID_BASE + n as i32
 }
