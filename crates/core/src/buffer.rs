@@ -31,28 +31,51 @@ impl DirectBuf {
     ///
     /// # Panics
     ///
-    /// Only when the allocator fails, like `Vec`.
+    /// When `len` rounded up to a whole page is more than any allocation can
+    /// be (over `isize::MAX`), like `Vec`'s "capacity overflow"; when the
+    /// allocator fails, it aborts as `Vec` does. [`DirectBuf::try_new`]
+    /// returns an error instead.
     pub fn new(len: usize) -> Self {
+        match Self::try_new(len) {
+            Ok(b) => b,
+            Err(BufferError::OutOfMemory { layout, .. }) => std::alloc::handle_alloc_error(layout),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// A zeroed buffer of `len` bytes starting on a page boundary, or why
+    /// there can be none: [`BufferError::TooLarge`] when `len` rounded up to
+    /// a page does not fit an allocation, [`BufferError::OutOfMemory`] when
+    /// the allocator has no such block.
+    ///
+    /// ```
+    /// assert!(sgmap::DirectBuf::try_new(usize::MAX).is_err());
+    /// assert_eq!(sgmap::DirectBuf::try_new(5000).unwrap().len(), 5000);
+    /// ```
+    pub fn try_new(len: usize) -> Result<Self, BufferError> {
         let page = page_size();
         if len == 0 {
             // A dangling, page-aligned pointer: valid for zero-length slices.
             let ptr = NonNull::new(page as *mut u8).unwrap_or(NonNull::dangling());
-            return Self {
+            return Ok(Self {
                 ptr,
                 len,
                 layout: None,
-            };
+            });
         }
-        let rounded = len.div_ceil(page) * page;
-        let layout = Layout::from_size_align(rounded, page).expect("page-rounded layout");
-        // SAFETY: `layout` has a non-zero size.
+        let layout = len
+            .div_ceil(page)
+            .checked_mul(page)
+            .and_then(|rounded| Layout::from_size_align(rounded, page).ok())
+            .ok_or(BufferError::TooLarge { len })?;
+        // SAFETY: `layout` has a non-zero size (at least one page).
         let raw = unsafe { std::alloc::alloc_zeroed(layout) };
-        let ptr = NonNull::new(raw).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
-        Self {
+        let ptr = NonNull::new(raw).ok_or(BufferError::OutOfMemory { len, layout })?;
+        Ok(Self {
             ptr,
             len,
             layout: Some(layout),
-        }
+        })
     }
 
     /// A copy of `data` in a page-aligned buffer.
@@ -61,6 +84,30 @@ impl DirectBuf {
         b.copy_from_slice(data);
         b
     }
+}
+
+/// Why [`DirectBuf::try_new`] could not make a buffer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BufferError {
+    /// `len` rounded up to a whole page is more than an allocation can be
+    /// (`isize::MAX` bytes).
+    #[error(
+        "a page-aligned buffer of {len} bytes cannot exist: rounded up to a page it is more than \
+         any allocation can hold; ask for the bytes you will transfer"
+    )]
+    TooLarge {
+        /// The length asked for.
+        len: usize,
+    },
+    /// The allocator had no block of this size.
+    #[error("out of memory for a page-aligned buffer of {len} bytes; ask for less")]
+    OutOfMemory {
+        /// The length asked for.
+        len: usize,
+        /// What was asked of the allocator (the length rounded up to a page).
+        layout: Layout,
+    },
 }
 
 impl Deref for DirectBuf {
@@ -105,6 +152,25 @@ impl Clone for DirectBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_that_cannot_be_allocated_are_refused_not_wrapped() {
+        // Rounding usize::MAX up to a page wraps to 0: the buffer must not
+        // then claim usize::MAX bytes over an allocation of nothing.
+        for len in [
+            usize::MAX,
+            usize::MAX - 1,
+            usize::MAX - page_size() + 1,
+            isize::MAX as usize,
+        ] {
+            let made = std::panic::catch_unwind(|| DirectBuf::new(len).len());
+            assert!(
+                made.is_err(),
+                "DirectBuf::new({len}) gave a buffer of {:?} bytes",
+                made
+            );
+        }
+    }
 
     #[test]
     fn aligned_zeroed_and_sized() {

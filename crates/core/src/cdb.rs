@@ -102,6 +102,28 @@ pub enum CdbError {
         /// The opcode of the CDB.
         opcode: u8,
     },
+    /// A block range whose last block lies past the last LBA a CDB can
+    /// address (2^64 - 1): `lba + blocks - 1` does not fit 64 bits.
+    #[error(
+        "{blocks} blocks from LBA {lba} run past LBA {max}, the last one a command can address: \
+         the range wraps; fix the LBA or the count",
+        max = u64::MAX
+    )]
+    RangeWraps {
+        /// The first LBA.
+        lba: u64,
+        /// The number of blocks.
+        blocks: u64,
+    },
+}
+
+/// Checks that the `blocks` blocks from `lba` end at an LBA: the last one,
+/// `lba + blocks - 1`, must not pass 2^64 - 1. Zero blocks are always fine.
+pub fn check_range(lba: u64, blocks: u64) -> Result<(), CdbError> {
+    match blocks.checked_sub(1).map(|n| lba.checked_add(n)) {
+        Some(None) => Err(CdbError::RangeWraps { lba, blocks }),
+        _ => Ok(()),
+    }
 }
 
 /// A SCSI command descriptor block (6 to 32 bytes), stored inline.
@@ -297,43 +319,41 @@ impl Cdb {
     }
 
     /// READ(16) (16 bytes, opcode 0x88) of `blocks` logical blocks from `lba`.
-    /// Zero blocks is legal and transfers nothing.
-    pub fn read_16(lba: u64, blocks: u32) -> Cdb {
-        Cdb::rw_16(READ_16, lba, blocks)
+    /// Zero blocks is legal and transfers nothing. Fails with
+    /// [`CdbError::RangeWraps`] when the range runs past LBA 2^64 - 1.
+    pub fn read_16(lba: u64, blocks: u32) -> Result<Cdb, CdbError> {
+        check_range(lba, blocks.into())?;
+        Ok(Cdb::rw_16(READ_16, lba, blocks))
     }
 
     /// WRITE(16) (16 bytes, opcode 0x8a) of `blocks` logical blocks at `lba`.
-    /// Zero blocks is legal and transfers nothing.
-    pub fn write_16(lba: u64, blocks: u32) -> Cdb {
-        Cdb::rw_16(WRITE_16, lba, blocks)
+    /// Zero blocks is legal and transfers nothing. Fails with
+    /// [`CdbError::RangeWraps`] when the range runs past LBA 2^64 - 1.
+    pub fn write_16(lba: u64, blocks: u32) -> Result<Cdb, CdbError> {
+        check_range(lba, blocks.into())?;
+        Ok(Cdb::rw_16(WRITE_16, lba, blocks))
     }
 
     /// READ of `blocks` logical blocks from `lba` in the shortest form that
     /// holds them: READ(10) when `lba <= u32::MAX` and `blocks <= u16::MAX`,
-    /// READ(16) otherwise.
-    ///
-    /// Every `(lba, blocks)` pair fits READ(16), so this currently always
-    /// returns `Ok`; the `Result` leaves room for checks against device limits
-    /// without breaking callers.
+    /// READ(16) otherwise. Fails with [`CdbError::RangeWraps`] when the
+    /// range runs past LBA 2^64 - 1.
     pub fn read(lba: u64, blocks: u32) -> Result<Cdb, CdbError> {
-        Ok(match (u32::try_from(lba), u16::try_from(blocks)) {
-            (Ok(lba), Ok(blocks)) => Cdb::read_10(lba, blocks),
+        match (u32::try_from(lba), u16::try_from(blocks)) {
+            (Ok(lba), Ok(blocks)) => Ok(Cdb::read_10(lba, blocks)),
             _ => Cdb::read_16(lba, blocks),
-        })
+        }
     }
 
     /// WRITE of `blocks` logical blocks at `lba` in the shortest form that
     /// holds them: WRITE(10) when `lba <= u32::MAX` and `blocks <= u16::MAX`,
-    /// WRITE(16) otherwise.
-    ///
-    /// Every `(lba, blocks)` pair fits WRITE(16), so this currently always
-    /// returns `Ok`; the `Result` leaves room for checks against device limits
-    /// without breaking callers.
+    /// WRITE(16) otherwise. Fails with [`CdbError::RangeWraps`] when the
+    /// range runs past LBA 2^64 - 1.
     pub fn write(lba: u64, blocks: u32) -> Result<Cdb, CdbError> {
-        Ok(match (u32::try_from(lba), u16::try_from(blocks)) {
-            (Ok(lba), Ok(blocks)) => Cdb::write_10(lba, blocks),
+        match (u32::try_from(lba), u16::try_from(blocks)) {
+            (Ok(lba), Ok(blocks)) => Ok(Cdb::write_10(lba, blocks)),
             _ => Cdb::write_16(lba, blocks),
-        })
+        }
     }
 
     /// SYNCHRONIZE CACHE(10) (10 bytes, opcode 0x35) of `blocks` logical
@@ -483,6 +503,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn block_ranges_past_the_last_lba_are_refused() {
+        // The last block of a range is lba + blocks - 1: it must be an LBA.
+        assert!(
+            Cdb::read(u64::MAX, 2).is_err(),
+            "READ(16) at 2^64-1 for 2 blocks"
+        );
+        assert!(Cdb::write(u64::MAX, 2).is_err());
+        assert!(Cdb::read(u64::MAX - 9, 11).is_err());
+        assert!(Cdb::read(1, u32::MAX).is_ok());
+        assert!(Cdb::read(u64::MAX - u64::from(u32::MAX) + 2, u32::MAX).is_err());
+        assert!(Cdb::read(u64::MAX - u64::from(u32::MAX) + 1, u32::MAX).is_ok());
+        // Up to the very last LBA, and zero blocks anywhere, are fine.
+        assert!(Cdb::read(u64::MAX, 1).is_ok());
+        assert!(Cdb::write(u64::MAX - 9, 10).is_ok());
+        assert!(Cdb::read(u64::MAX, 0).is_ok());
+        let e = Cdb::read(u64::MAX, 2).unwrap_err().to_string();
+        assert!(
+            e.contains("18446744073709551615") && e.contains("2 blocks"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn test_unit_ready_bytes() {
         assert_eq!(Cdb::test_unit_ready().as_bytes(), &[0u8; 6]);
     }
@@ -552,7 +595,9 @@ mod tests {
     #[test]
     fn read_16_bytes() {
         assert_eq!(
-            Cdb::read_16(0x0102_0304_0506_0708, 0x0a0b_0c0d).as_bytes(),
+            Cdb::read_16(0x0102_0304_0506_0708, 0x0a0b_0c0d)
+                .unwrap()
+                .as_bytes(),
             &[0x88, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0x0a, 0x0b, 0x0c, 0x0d, 0, 0]
         );
     }
@@ -560,11 +605,14 @@ mod tests {
     #[test]
     fn write_16_bytes() {
         assert_eq!(
-            Cdb::write_16(u64::MAX, u32::MAX).as_bytes(),
-            &[
-                0x8a, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0,
-                0
-            ]
+            Cdb::write_16(u64::MAX - u64::from(u32::MAX) + 1, u32::MAX)
+                .unwrap()
+                .as_bytes(),
+            &[0x8a, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0, 0]
+        );
+        assert_eq!(
+            Cdb::write_16(u64::MAX, 1).unwrap().as_bytes(),
+            &[0x8a, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 1, 0, 0]
         );
     }
 
@@ -585,19 +633,25 @@ mod tests {
         let r = Cdb::read(0xffff_ffff, 1).unwrap();
         assert_eq!(r, Cdb::read_10(0xffff_ffff, 1));
         let r = Cdb::read(0x1_0000_0000, 1).unwrap();
-        assert_eq!(r, Cdb::read_16(0x1_0000_0000, 1));
+        assert_eq!(r, Cdb::read_16(0x1_0000_0000, 1).unwrap());
         let w = Cdb::write(0xffff_ffff, 1).unwrap();
         assert_eq!(w, Cdb::write_10(0xffff_ffff, 1));
         let w = Cdb::write(0x1_0000_0000, 1).unwrap();
-        assert_eq!(w, Cdb::write_16(0x1_0000_0000, 1));
+        assert_eq!(w, Cdb::write_16(0x1_0000_0000, 1).unwrap());
     }
 
     #[test]
     fn read_write_switch_on_blocks() {
         assert_eq!(Cdb::read(7, 0xffff).unwrap(), Cdb::read_10(7, 0xffff));
-        assert_eq!(Cdb::read(7, 0x1_0000).unwrap(), Cdb::read_16(7, 0x1_0000));
+        assert_eq!(
+            Cdb::read(7, 0x1_0000).unwrap(),
+            Cdb::read_16(7, 0x1_0000).unwrap()
+        );
         assert_eq!(Cdb::write(7, 0xffff).unwrap(), Cdb::write_10(7, 0xffff));
-        assert_eq!(Cdb::write(7, 0x1_0000).unwrap(), Cdb::write_16(7, 0x1_0000));
+        assert_eq!(
+            Cdb::write(7, 0x1_0000).unwrap(),
+            Cdb::write_16(7, 0x1_0000).unwrap()
+        );
         assert_eq!(Cdb::read(7, 0x1_0000).unwrap().len(), 16);
         assert_eq!(Cdb::read(7, 0xffff).unwrap().len(), 10);
     }
@@ -711,13 +765,13 @@ mod tests {
         assert_eq!(r.as_bytes(), &[0x28, 0x08, 0, 0, 0, 1, 0, 0, 2, 0]);
         assert!(r.fua());
         assert!(!Cdb::read_10(1, 2).fua());
-        let w = Cdb::write_16(1, 2).with_fua().unwrap();
+        let w = Cdb::write_16(1, 2).unwrap().with_fua().unwrap();
         assert_eq!(
             w.as_bytes(),
             &[0x8a, 0x08, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0]
         );
         assert!(Cdb::write_10(0, 0).with_fua().unwrap().fua());
-        assert!(Cdb::read_16(0, 0).with_fua().unwrap().fua());
+        assert!(Cdb::read_16(0, 0).unwrap().with_fua().unwrap().fua());
         // Idempotent.
         assert_eq!(r.with_fua().unwrap(), r);
     }
@@ -835,8 +889,8 @@ mod tests {
             Cdb::read_capacity_16(32),
             Cdb::read_10(1, 1),
             Cdb::write_10(1, 1),
-            Cdb::read_16(1, 1),
-            Cdb::write_16(1, 1),
+            Cdb::read_16(1, 1).unwrap(),
+            Cdb::write_16(1, 1).unwrap(),
             Cdb::synchronize_cache_10(0, 0),
             Cdb::mode_sense_10(0x3f, 0, 8, true).unwrap(),
             Cdb::read_buffer(2, 0, 0, 4).unwrap(),

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::cdb::Cdb;
+use crate::cdb::{self, Cdb};
 use crate::command::{Command, Data, Direction};
 use crate::device::Device;
 use crate::error::{Error, Incomplete, Result};
@@ -214,9 +214,11 @@ impl Device {
         let len = buf.len();
         let block = self.block_size()? as usize;
         let chunk = self.chunk_len(buf.len(), block, io.split, "READ")?;
+        // The whole range first: no command goes out for a range that wraps.
+        cdb::check_range(lba, (len / block) as u64)?;
         let mut t = Transfer::new(io.mode);
         for (i, piece) in buf.chunks_mut(chunk).enumerate() {
-            let start = lba + (i * chunk / block) as u64;
+            let start = block_at(lba, i, chunk, block)?;
             let cdb = Cdb::read(start, (piece.len() / block) as u32)?;
             let cmd = command(cdb, io);
             let out = retry_unit_attention(|| {
@@ -241,9 +243,11 @@ impl Device {
         let len = buf.len();
         let block = self.block_size()? as usize;
         let chunk = self.chunk_len(buf.len(), block, io.split, "WRITE")?;
+        // The whole range first: no command goes out for a range that wraps.
+        cdb::check_range(lba, (len / block) as u64)?;
         let mut t = Transfer::new(io.mode);
         for (i, piece) in buf.chunks(chunk).enumerate() {
-            let start = lba + (i * chunk / block) as u64;
+            let start = block_at(lba, i, chunk, block)?;
             let cdb = Cdb::write(start, (piece.len() / block) as u32)?;
             let cmd = command(cdb, io);
             let out = retry_unit_attention(|| {
@@ -318,6 +322,21 @@ impl Device {
     }
 }
 
+/// The first LBA of piece `i` (of `chunk` bytes each) of a transfer at
+/// `lba`, in checked arithmetic.
+fn block_at(lba: u64, i: usize, chunk: usize, block: usize) -> Result<u64> {
+    let blocks = i
+        .checked_mul(chunk / block)
+        .and_then(|b| u64::try_from(b).ok());
+    blocks.and_then(|b| lba.checked_add(b)).ok_or_else(|| {
+        cdb::CdbError::RangeWraps {
+            lba,
+            blocks: blocks.unwrap_or(u64::MAX),
+        }
+        .into()
+    })
+}
+
 fn command(cdb: Cdb, io: BlockIo) -> Command {
     let cmd = Command::new(cdb).timeout(io.timeout);
     match io.mode {
@@ -378,7 +397,23 @@ impl MappedDevice {
 
     fn block_command(&mut self, lba: u64, blocks: u32, dir: Direction) -> Result<Outcome> {
         let block = self.block_len()?;
-        let len = (blocks as usize).saturating_mul(block);
+        let len = usize::try_from(blocks)
+            .ok()
+            .and_then(|b| b.checked_mul(block))
+            .ok_or_else(|| Error::InvalidRequest {
+                device: self.path().to_path_buf(),
+                command: if dir == Direction::ToDevice {
+                    "WRITE"
+                } else {
+                    "READ"
+                }
+                .into(),
+                reason: format!(
+                    "{blocks} blocks of {block} bytes are more bytes than memory can address; \
+                     transfer at most the mapped buffer's {} bytes per command",
+                    self.len()
+                ),
+            })?;
         let cdb = match dir {
             Direction::ToDevice => Cdb::write(lba, blocks)?,
             _ => Cdb::read(lba, blocks)?,

@@ -264,7 +264,7 @@ pub mod sense;
 pub mod stream;
 mod uring;
 
-pub use buffer::DirectBuf;
+pub use buffer::{BufferError, DirectBuf};
 pub use command::{Command, Data, Direction, DEFAULT_TIMEOUT};
 pub use device::{Device, NodeKind, OpenOptions, RequestInfo, RequestState, Reset, ScsiId};
 pub use error::{Error, Incomplete, OsErrorKind, Report, Result, ScsiError, ScsiErrorKind};

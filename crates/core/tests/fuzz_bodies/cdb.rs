@@ -42,8 +42,6 @@ pub(crate) fn cdb(data: &[u8]) {
     for built in [
         Cdb::read_10(a32, a16),
         Cdb::write_10(a32, a16),
-        Cdb::read_16(lba, a32),
-        Cdb::write_16(lba, a32),
         Cdb::synchronize_cache_10(a32, a16),
         Cdb::inquiry(a16),
         Cdb::inquiry_vpd(a8, a16),
@@ -53,6 +51,14 @@ pub(crate) fn cdb(data: &[u8]) {
         Cdb::read_capacity_10(),
     ] {
         accepted(&built);
+    }
+    // READ(16) and WRITE(16) refuse exactly the ranges past the last LBA.
+    let wraps = a32 > 0 && lba.checked_add(u64::from(a32) - 1).is_none();
+    for built in [Cdb::read_16(lba, a32), Cdb::write_16(lba, a32)] {
+        assert_eq!(built.is_err(), wraps, "lba {lba}, {a32} blocks: {built:?}");
+        if let Ok(cdb) = built {
+            accepted(&cdb);
+        }
     }
 }
 
@@ -144,6 +150,12 @@ fn check_read_write(lba: u64, blocks: u32) {
         (Cdb::read(lba, blocks), READ_10, READ_16),
         (Cdb::write(lba, blocks), WRITE_10, WRITE_16),
     ] {
+        let wraps = blocks > 0 && lba.checked_add(u64::from(blocks) - 1).is_none();
+        assert_eq!(
+            built.is_err(),
+            wraps,
+            "lba {lba}, {blocks} blocks: {built:?}"
+        );
         let cdb = match built {
             Ok(cdb) => cdb,
             Err(e) => {

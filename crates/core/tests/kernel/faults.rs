@@ -261,7 +261,7 @@ fn driver_errnos(ctx: &Ctx) -> Result<(), Failed> {
 fn oversized(ctx: &Ctx) -> Result<(), Failed> {
     let dev = open(ctx)?;
     let mut big = vec![0u8; 256 << 20];
-    let cmd = Command::new(Cdb::read_16(0, (256 << 20) / 512));
+    let cmd = Command::new(Cdb::read_16(0, (256 << 20) / 512)?);
     match dev.execute(&cmd, Data::FromDevice(&mut big)) {
         Err(Error::InvalidRequest { reason, .. }) => ensure(reason.contains("256 MiB"), reason),
         other => Err(format!("expected a refusal, got {other:?}").into()),

@@ -13,6 +13,7 @@ mod modes;
 mod open;
 mod pool;
 mod queue;
+mod ranges;
 mod results;
 mod signals;
 mod stream;
@@ -39,6 +40,7 @@ fn main() -> std::process::ExitCode {
     tests.extend(uring::TESTS);
     tests.extend(mapped::TESTS);
     tests.extend(signals::TESTS);
+    tests.extend(ranges::TESTS);
     // Last: it removes the device and brings it back.
     tests.extend(access::TESTS);
     sgmap_testkit::run(&tests)

@@ -884,7 +884,7 @@ fn eintr(ctx: &Ctx) -> Result<(), Failed> {
 fn rejected(ctx: &Ctx) -> Result<(), Failed> {
     let mut q = Queue::new(open(ctx)?)?;
     // Too long for any command: refused before the kernel, buffer back.
-    let cmd = Command::new(Cdb::read_16(0, 8));
+    let cmd = Command::new(Cdb::read_16(0, 8)?);
     let big = vec![0u8; 256 << 20];
     let addr = big.as_ptr();
     let r = q.submit(&cmd, Payload::read(big)).err().ok_or("accepted")?;

@@ -39,7 +39,7 @@ fn failed_claims_nothing(ctx: &Ctx) -> Result<(), Failed> {
     let block = cap.block_size as usize;
     let len = 8 * block;
     // Eight blocks starting at the last one: out of range before any data moves.
-    let past_end = || Command::new(Cdb::read_16(cap.blocks - 1, 8));
+    let past_end = || Command::new(Cdb::read_16(cap.blocks - 1, 8).expect("in u64 range"));
     let claims = |what: &str, o: &sgmap::Outcome| -> Result<(), Failed> {
         ensure(
             o.failure_kind().is_some(),

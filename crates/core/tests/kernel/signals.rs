@@ -225,7 +225,7 @@ fn under_signals<T>(hit: Hit, op: impl FnOnce() -> T) -> Result<(T, usize), Fail
 
 /// The commands scsi_debug has seen (`cmnd_count` in
 /// /proc/scsi/scsi_debug/HOST; counted while `statistics` is on).
-fn command_count() -> Result<u64, Failed> {
+pub(crate) fn command_count() -> Result<u64, Failed> {
     let dir = std::fs::read_dir("/proc/scsi/scsi_debug")
         .map_err(|e| format!("/proc/scsi/scsi_debug: {e}"))?;
     let mut total = 0;
