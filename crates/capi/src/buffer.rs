@@ -101,7 +101,9 @@ mod tests {
         assert_eq!(r, sgmap_result::SGMAP_OK);
         assert_eq!(p as usize % 4096, 0);
         // SAFETY: allocated just above with 4097 bytes: byte 4096 is in it.
-        unsafe { *p.cast::<u8>().add(4096) = 1 };
+        let last = unsafe { p.cast::<u8>().add(4096) };
+        // SAFETY: as above.
+        unsafe { last.write(1) };
         // SAFETY: allocated above, freed once.
         unsafe { sgmap_direct_buffer_free(p) };
     }
