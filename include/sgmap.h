@@ -998,8 +998,11 @@ uint32_t sgmap_version_number(void);
  * copying. Stores the address in `*out` (NULL on failure). Release it with
  * `sgmap_direct_buffer_free`.
  *
- * Returns `SGMAP_INVALID_ARGUMENT` for `len` 0 and `SGMAP_OS_ERROR`
- * (ENOMEM) when the memory is not available; never aborts.
+ * The allocation is `len` rounded up to a whole page, so the buffer shares
+ * no page with other memory. Returns `SGMAP_INVALID_ARGUMENT` for `len` 0
+ * and for a `len` no buffer can have (over `PTRDIFF_MAX` once rounded up to
+ * a page), and `SGMAP_OS_ERROR` (ENOMEM) when the memory is not available;
+ * never aborts.
  *
  * # Safety
  *
