@@ -22,16 +22,17 @@
  * - Signals: a signal that arrives while a command is in the device (a
  *   handler with or without SA_RESTART, SIGSTOP and SIGCONT, a debugger)
  *   never makes a call return while the kernel may still use the command's
- *   memory, and never sends a command twice unreported. On a handle opened
- *   read-write a command is submitted with write(2) and its response read
- *   back with read(2) by its pack_id, which no signal can cut short: the call
- *   returns the command's own result, and it went once. An mmap-ed command
- *   goes with one SG_IO on an fd with SG_SET_KEEP_ORPHAN on: sgmap waits for
- *   and reads back what a signal orphans, and a restarted SG_IO finds the
- *   reserved buffer busy and sends nothing. On a handle opened
- *   SGMAP_OPEN_READ_ONLY (no write(2) there) a restarted SG_IO can send a
- *   command again: sgmap waits for every copy, then returns SGMAP_OS_ERROR
- *   with errno EINTR and a message saying how many times it went.
+ *   memory, and never sends a command twice unreported: the call returns
+ *   the command's own result, and it went once. An mmap-ed command, and an
+ *   indirect one that fits the reserved buffer, go with one SG_IO on an fd
+ *   with SG_SET_KEEP_ORPHAN on: sgmap waits for and reads back what a signal
+ *   orphans, and a restarted SG_IO finds the reserved buffer busy and sends
+ *   nothing. Other commands are submitted with write(2) and read back with
+ *   read(2) by their pack_id, which no signal can cut short. On a handle
+ *   opened SGMAP_OPEN_READ_ONLY (no write(2) there) a restarted SG_IO can
+ *   send such a command again: sgmap waits for every copy, then returns
+ *   SGMAP_OS_ERROR with errno EINTR and a message saying how many times it
+ *   went.
  *   Every handle has SG_SET_FORCE_PACK_ID on: a program that reads responses
  *   of its own from sgmap_device_fd passes their pack_id (below 0x40000000;
  *   sgmap's own are above) rather than -1 while other threads use the

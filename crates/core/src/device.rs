@@ -4,6 +4,7 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use sgmap_sys as sys;
 
 use crate::command::{Command, Data};
 use crate::error::{Error, Result};
-use crate::io::{page_size, Fd, Submit};
+use crate::io::{page_size, FallbackSubmit, Fd, Submit};
 use crate::outcome::{Mode, Outcome};
 
 /// How to open a device. Read-write by default.
@@ -125,6 +126,9 @@ pub struct Device {
     mapped: bool,
     block_size: OnceLock<u32>,
     max_transfer: usize,
+    /// The fd's reserved buffer size as last granted: an indirect command
+    /// that fits goes by one `SG_IO` through it (see [`Device::execute`]).
+    reserve: AtomicUsize,
 }
 
 fn open_hint(errno: Option<i32>, opts: OpenOptions) -> &'static str {
@@ -236,16 +240,21 @@ impl Device {
             // read-only fd cannot write(), so it sends with SG_IO, and a
             // signal's orphan must then stay for read() to collect.
             fd.set_int("SG_SET_FORCE_PACK_ID", sys::ioctl::sg_set_force_pack_id, 1)?;
-            if opts.read_only {
-                fd.set_int("SG_SET_KEEP_ORPHAN", sys::ioctl::sg_set_keep_orphan, 1)?;
-            }
+            fd.set_int("SG_SET_KEEP_ORPHAN", sys::ioctl::sg_set_keep_orphan, 1)?;
         }
+        let reserve = match kind {
+            NodeKind::Sg => fd
+                .get_int("SG_GET_RESERVED_SIZE", sys::ioctl::sg_get_reserved_size)?
+                .max(0) as usize,
+            NodeKind::Block => 0,
+        };
         let max_transfer = queue_max_transfer(&fd, kind)?;
         Ok(Device {
             fd,
             version: u32::try_from(version).unwrap_or(0),
             kind,
             read_only: opts.read_only,
+            reserve: AtomicUsize::new(reserve),
             mapped: false,
             block_size: OnceLock::new(),
             max_transfer,
@@ -345,7 +354,9 @@ impl Device {
             sys::ioctl::sg_set_reserved_size,
             want,
         )?;
-        self.reserved_size()
+        let granted = self.reserved_size()?;
+        self.reserve.store(granted, Ordering::Relaxed);
+        Ok(granted)
     }
 
     /// The largest transfer one command can carry on this device, in bytes:
@@ -406,7 +417,15 @@ impl Device {
     /// this return while the kernel may still use `data`, and never sends
     /// the command twice without saying so:
     ///
-    /// - On an sg node opened read-write the command is submitted with
+    /// - An indirect command whose data fits the fd's reserved buffer (32 KiB
+    ///   unless [`set_reserved_size`](Self::set_reserved_size) changed it)
+    ///   goes with one `SG_IO`, the fast path: the driver copies it through
+    ///   that buffer as it would anyway, and with `SG_FLAG_MMAP_IO` set (and
+    ///   `SG_SET_KEEP_ORPHAN` on, as sgmap sets it at open) a signal's orphan
+    ///   holds the buffer until sgmap has read its result, so a restarted
+    ///   ioctl fails EBUSY without sending anything. When another thread's
+    ///   command holds the buffer, the command goes as below.
+    /// - Any other command on an sg node opened read-write is submitted with
     ///   `write()` and its response collected with `read()` by its
     ///   `pack_id`. A signal cannot orphan that: this returns the command's
     ///   own result, and it went once.
@@ -436,17 +455,26 @@ impl Device {
         let (dir, len, ptr) = (data.direction(), data.len(), data.as_ptr());
         // SAFETY: `data` borrows the buffer (exclusively for FromDevice) for
         // this whole call, and `ptr`/`len` describe exactly that buffer;
-        // `submit_by` picks `Submit::Ioctl` only for a block node.
-        unsafe { self.fd.sg_io(cmd, dir, ptr, len, mode, self.submit_by()) }
+        // `submit_for` picks `Submit::Ioctl` only for a block node.
+        unsafe {
+            self.fd
+                .sg_io(cmd, dir, ptr, len, mode, self.submit_for(mode, len))
+        }
     }
 
-    /// How this device's synchronous commands without mmap IO reach the
-    /// driver (see [`Device::execute`]).
-    pub(crate) fn submit_by(&self) -> Submit {
-        match (self.kind, self.read_only) {
+    /// How this device's synchronous command of `len` bytes in `mode` (not
+    /// mmap IO) reaches the driver (see [`Device::execute`]).
+    pub(crate) fn submit_for(&self, mode: Mode, len: usize) -> Submit {
+        let otherwise = match self.read_only {
+            false => FallbackSubmit::WriteRead,
+            true => FallbackSubmit::IoctlThenCheck,
+        };
+        let fits = mode == Mode::Indirect && len > 0 && len <= self.reserve.load(Ordering::Relaxed);
+        match (self.kind, otherwise) {
             (NodeKind::Block, _) => Submit::Ioctl,
-            (NodeKind::Sg, false) => Submit::WriteRead,
-            (NodeKind::Sg, true) => Submit::IoctlThenCheck,
+            (NodeKind::Sg, o) if fits && !self.mapped => Submit::Reserve(o),
+            (NodeKind::Sg, FallbackSubmit::WriteRead) => Submit::WriteRead,
+            (NodeKind::Sg, FallbackSubmit::IoctlThenCheck) => Submit::IoctlThenCheck,
         }
     }
 

@@ -154,6 +154,56 @@ impl Fd {
         hdr.pack_id = next_sync_pack_id();
         let pack_id = hdr.pack_id;
         let mut how = how;
+        if let Submit::Reserve(otherwise) = how {
+            // An indirect command that fits the fd's reserved buffer goes
+            // through it anyway; SG_FLAG_MMAP_IO with a data pointer keeps that
+            // copy and adds the driver's guard: while the reserved buffer is in
+            // use (by this command's own orphan, kept until read), another
+            // SG_IO with the flag fails EBUSY without sending anything.
+            hdr.flags |= sys::SG_FLAG_MMAP_IO;
+            // SAFETY: as for the other SG_IOs below; an orphan is collected
+            // before this returns.
+            let r = unsafe { sys::ioctl::sg_io(self.fd.as_raw_fd(), &mut hdr) };
+            match r {
+                Ok(_) => {
+                    return Ok(finish(&hdr, *cmd.cdb(), &sense, mode, data, len, || {
+                        self.dma_alignment()
+                    }))
+                }
+                Err(e) => {
+                    let left = self.collect_leftovers(pack_id, name)?;
+                    match (left.responses.first(), left.lost, e) {
+                        (Some(done), 0, _) if left.responses.len() == 1 => {
+                            hdr = *done;
+                            let moved = len.saturating_sub(usize::try_from(hdr.resid).unwrap_or(0));
+                            if direction == Direction::FromDevice {
+                                mark_written(data, moved.min(len));
+                            }
+                            return Ok(finish(&hdr, *cmd.cdb(), &sense, mode, data, len, || {
+                                self.dma_alignment()
+                            }));
+                        }
+                        (None, 0, Errno::EBUSY | Errno::ENOMEM) => {
+                            // Nothing was sent: the buffer is another
+                            // command's (a thread's) or smaller than thought.
+                            hdr.flags &= !sys::SG_FLAG_MMAP_IO;
+                            how = match otherwise {
+                                FallbackSubmit::WriteRead => Submit::WriteRead,
+                                FallbackSubmit::IoctlThenCheck => Submit::IoctlThenCheck,
+                            };
+                        }
+                        (None, 0, e) => return Err(self.os_error(name, e)),
+                        _ => {
+                            return Err(Error::Interrupted {
+                                device: self.path.clone(),
+                                command: name.to_string(),
+                                sent: left.sent(),
+                            })
+                        }
+                    }
+                }
+            }
+        }
         // Whether the response came back by read(), whose writes into the
         // data buffer Valgrind's memcheck does not see.
         let mut by_read = false;
@@ -186,7 +236,7 @@ impl Fd {
             }
         }
         match how {
-            Submit::WriteRead => {}
+            Submit::WriteRead | Submit::Reserve(_) => {}
             Submit::Ioctl | Submit::IoctlThenCheck => {
                 // SAFETY: as above; an orphan is collected below, before this
                 // returns, so every pointer stays valid while the driver holds it.
@@ -372,6 +422,23 @@ pub(crate) enum Submit {
     /// (EBADF). A restart there sends the command again; sgmap collects every
     /// copy and reports [`Error::Interrupted`] with how many went. One more
     /// ioctl per command.
+    IoctlThenCheck,
+    /// An indirect command that fits the fd's reserved buffer: one `SG_IO`
+    /// with `SG_FLAG_MMAP_IO` and the data pointer, which copies through the
+    /// reserved buffer as any such command does, and with `SG_SET_KEEP_ORPHAN`
+    /// on makes a restart fail EBUSY without sending, as for mmap IO. When
+    /// the buffer turns out busy (another thread's command) or small, the
+    /// command goes the other way given, having sent nothing.
+    Reserve(FallbackSubmit),
+}
+
+/// The way a [`Submit::Reserve`] command goes when the reserved buffer is
+/// not free for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FallbackSubmit {
+    /// As [`Submit::WriteRead`].
+    WriteRead,
+    /// As [`Submit::IoctlThenCheck`].
     IoctlThenCheck,
 }
 

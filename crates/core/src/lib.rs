@@ -191,6 +191,48 @@
 //! - Direct IO can silently become indirect: [`Outcome::mode`] says what happened.
 //! - SCSI errors are not errnos: [`Outcome`] carries status, host and driver
 //!   bytes and decoded [`sense`]; [`Outcome::check`] makes an [`Error`].
+//! ## Signals
+//!
+//! `SG_IO` waits interruptibly. A signal whose handler lacks `SA_RESTART`
+//! ends it with EINTR and leaves the command orphaned in the device, still
+//! using the caller's memory (a direct-IO buffer's pinned pages, the mapped
+//! reserved buffer); with `SA_RESTART`, or a SIGSTOP and SIGCONT, the kernel
+//! restarts the ioctl, which sends the command again. sgmap's rules, for
+//! [`Device::execute`], [`MappedDevice::execute`], every helper built on
+//! them and the C API's `sgmap_execute` and block functions alike:
+//!
+//! - **No call returns while the kernel may still use its memory.** A
+//!   signal never ends a command early: sgmap waits for the kernel through
+//!   it, so a [`DirectBuf`], a `Vec` or the mapping can be dropped or read as
+//!   soon as the call returns.
+//! - **No command is sent twice unreported.** The result is the command's
+//!   own, and it went once; the only exception is a handle opened
+//!   read-only, where a restarted ioctl can send a command that cannot go
+//!   by the reserved buffer (direct IO, or longer than it) again: sgmap then
+//!   waits for every copy and fails with [`Error::Interrupted`], saying how
+//!   many went.
+//!
+//! How: every sg fd gets `SG_SET_KEEP_ORPHAN` (a signal's orphan stays for
+//! `read()` to collect) and `SG_SET_FORCE_PACK_ID` (`read()` picks by
+//! `pack_id`) when sgmap opens it. mmap IO, and indirect IO that fits the
+//! reserved buffer (flagged `SG_FLAG_MMAP_IO` with its data pointer, which
+//! the driver copies through that buffer as it would anyway), go with one
+//! `SG_IO`: an orphan holds the reserved buffer until sgmap reads it, so a
+//! restarted ioctl fails EBUSY without sending anything. Other commands go
+//! with `write()` then `read()` by `pack_id` (a `read()` cut short takes
+//! nothing and is read again), at the cost of a second system call (in the
+//! test bed, direct IO at 4 KiB runs at about 0.6 of the single ioctl's
+//! rate). A read-only fd cannot `write()`, nor can an fd opened under other
+//! credentials (one inherited across `fork()`); those use `SG_IO` and check
+//! the driver's request table after it. Whoever else reads responses from a
+//! sgmap fd must leave both settings on, pass `pack_id`s below 0x40000000,
+//! and not read with `pack_id` -1 while sgmap calls run on it.
+//! (in-kernel tests: `signal_without_sa_restart_mid_command_completes_once_no_orphan`,
+//! `signal_with_sa_restart_mid_command_completes_once_no_orphan`,
+//! `signal_stop_and_continue_mid_command_completes_once_no_orphan`,
+//! `signal_on_read_only_handle_never_resends_silently_no_orphan`; from C,
+//! `ffi-examples/signals.c`.)
+//!
 //! ## The sg driver's mmap contract, point by point
 //!
 //! The sg HOWTO's chapter on `mmap()` promises the following; here is how

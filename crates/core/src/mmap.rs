@@ -464,7 +464,7 @@ impl MappedDevice {
             ));
         }
         let (mode, how) = if len == 0 {
-            (Mode::NoData, self.device.submit_by())
+            (Mode::NoData, self.device.submit_for(Mode::NoData, 0))
         } else {
             (Mode::Mmap, Submit::Ioctl)
         };

@@ -423,7 +423,8 @@ impl Queue {
     }
 
     /// The device, e.g. for [`Device::requests`] or the typed helpers
-    /// (which use `SG_IO`, invisible to the queue's `read()`s).
+    /// (their commands carry `pack_id`s of 0x40000000 and up and are read
+    /// back before the call returns, so the queue's `read()`s never see them).
     pub fn device(&self) -> &Device {
         &self.dev
     }
