@@ -830,7 +830,8 @@ fn direct_buffer(input: &mut Input<'_>) {
     let allowed: &[sgmap_result] = match (out.is_null(), len) {
         (true, _) => &[SGMAP_NULL_PARAMETER],
         (false, 0) => &[SGMAP_INVALID_ARGUMENT],
-        (false, l) if l > isize::MAX as usize => &[SGMAP_OS_ERROR],
+        // No buffer can have it, once rounded up to a page: refused as an argument.
+        (false, l) if l > isize::MAX as usize => &[SGMAP_INVALID_ARGUMENT],
         (false, _) => &[SGMAP_OK],
     };
     // SAFETY: `out` is NULL or one pointer.
