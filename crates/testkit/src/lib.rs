@@ -257,7 +257,29 @@ impl Knob {
 impl Drop for Knob {
     fn drop(&mut self) {
         // every_nth counts down from the value written, so restore by writing back.
-        let _ = std::fs::write(&self.path, &self.old);
+        // scsi_debug refuses to change its delays (EBUSY) while a command is
+        // queued, e.g. one a test left in flight on a closed fd: wait for it,
+        // or every later test runs with the old latency.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match std::fs::write(&self.path, &self.old) {
+                Err(e)
+                    if e.raw_os_error() == Some(16) // EBUSY
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => {
+                    eprintln!(
+                        "testkit: could not restore {} to {:?}: {e}",
+                        self.path.display(),
+                        self.old
+                    );
+                    return;
+                }
+                Ok(()) => return,
+            }
+        }
     }
 }
 
