@@ -388,11 +388,22 @@ pub(crate) fn testbed(ws: &Path, args: &[String]) -> Result<()> {
     if argv.is_empty() {
         return Err("no command given: cargo xtask testbed -- CMD [ARGS]".into());
     }
-    // Every kernel runs, whatever the one before did; then the verdict.
+    run_on_kernels(ws, &kernels, &scsi_debug, allow_dio, "the command", argv)
+}
+
+/// Runs one job on each of `kernels`, one boot each, whatever the one
+/// before did; fails naming every kernel where it did not exit 0.
+fn run_on_kernels(
+    ws: &Path,
+    kernels: &[Kernel],
+    scsi_debug: &str,
+    allow_dio: bool,
+    name: &str,
+    argv: Vec<String>,
+) -> Result<()> {
     let mut failed = Vec::new();
-    for which in kernels {
-        let args = (&scsi_debug, allow_dio, "command");
-        match run_in_testbed(ws, which, args.0, args.1, args.2, argv.clone(), vec![]) {
+    for &which in kernels {
+        match run_in_testbed(ws, which, scsi_debug, allow_dio, name, argv.clone(), vec![]) {
             Ok(Some(0)) => {}
             Ok(status) => failed.push(format!("{}: exit {status:?}", which.name())),
             Err(e) => failed.push(format!("{}: {e}", which.name())),
@@ -401,11 +412,7 @@ pub(crate) fn testbed(ws: &Path, args: &[String]) -> Result<()> {
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "the command failed inside the test bed on {}",
-            failed.join("; ")
-        )
-        .into())
+        Err(format!("{name} failed inside the test bed on {}", failed.join("; ")).into())
     }
 }
 
@@ -468,21 +475,7 @@ fn run_example(ws: &Path, name: &str, args: &[String]) -> Result<()> {
         .ok_or_else(|| format!("cargo built no example named {name}"))?;
     let mut argv = vec![exe.path.display().to_string()];
     argv.extend(args.iter().cloned());
-    // Every kernel runs, whatever the one before did; then the verdict.
-    let mut failed = Vec::new();
-    for which in kernels {
-        let args = (DEFAULT_SCSI_DEBUG, true, name);
-        match run_in_testbed(ws, which, args.0, args.1, args.2, argv.clone(), vec![]) {
-            Ok(Some(0)) => {}
-            Ok(status) => failed.push(format!("{}: exit {status:?}", which.name())),
-            Err(e) => failed.push(format!("{}: {e}", which.name())),
-        }
-    }
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("{name} failed inside the test bed on {}", failed.join("; ")).into())
-    }
+    run_on_kernels(ws, &kernels, DEFAULT_SCSI_DEBUG, true, name, argv)
 }
 
 /// `cargo xtask demo`: the three modes on the built-in scsi_debug disk.
