@@ -126,3 +126,44 @@ pub(crate) fn surely_unfinished(submitted: &[Instant], asked: Instant, latency: 
         .filter(|&&t| asked.saturating_duration_since(t) < latency)
         .count()
 }
+
+/// Runs `f` while another thread sends this one SIGUSR1 every 10 ms, with a
+/// counting handler installed without SA_RESTART, so a blocking call in `f`
+/// sees EINTR. Puts the old disposition back; returns `f`'s result and how
+/// many signals arrived.
+pub(crate) fn under_sigusr1<T>(f: impl FnOnce() -> T) -> Result<(T, usize), Failed> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+    extern "C" fn count_signal(_: libc::c_int) {
+        SIGNALS.fetch_add(1, Ordering::SeqCst);
+    }
+    let act = SigAction::new(
+        SigHandler::Handler(count_signal),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only touches an atomic.
+    let old = unsafe { sigaction(Signal::SIGUSR1, &act) }?;
+    SIGNALS.store(0, Ordering::SeqCst);
+    let stop = Arc::new(AtomicBool::new(false));
+    // SAFETY: pthread_self has no preconditions.
+    let me = unsafe { libc::pthread_self() };
+    let pelter = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                // SAFETY: `me` is the calling thread, alive until `stop` is set and this thread joined.
+                unsafe { libc::pthread_kill(me, libc::SIGUSR1) };
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let out = f();
+    stop.store(true, Ordering::SeqCst);
+    let _ = pelter.join();
+    // SAFETY: puts back the disposition found before.
+    unsafe { sigaction(Signal::SIGUSR1, &old) }?;
+    Ok((out, SIGNALS.load(Ordering::SeqCst)))
+}

@@ -4,8 +4,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::os::fd::{AsFd, AsRawFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sgmap::{
@@ -15,7 +13,7 @@ use sgmap::{
 use sgmap_sys as sys;
 use sgmap_testkit::{ensure, ensure_eq, Ctx, Failed, KernelTest, Knob};
 
-use crate::common::{data, open, same, surely_unfinished};
+use crate::common::{data, open, same, surely_unfinished, under_sigusr1};
 
 pub(crate) const TESTS: [KernelTest; 10] = [
     KernelTest::scsi_debug("queue_requests_overlap_in_the_driver_at_100us", overlap),
@@ -827,50 +825,16 @@ fn event_loop(ctx: &Ctx) -> Result<(), Failed> {
     }
 }
 
-extern "C" fn count_signal(_: libc::c_int) {
-    SIGNALS.fetch_add(1, Ordering::SeqCst);
-}
-
-static SIGNALS: AtomicUsize = AtomicUsize::new(0);
-
 fn eintr(ctx: &Ctx) -> Result<(), Failed> {
-    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
     let lba = 363_500;
     let wants = seed(ctx, 7, &[(lba, 8), (lba + 8, 8)])?;
     let block = open(ctx)?.block_size()? as usize;
     let _latency = Knob::latency_ns(300_000_000)?;
-    // A handler without SA_RESTART: a blocked read() returns EINTR.
-    let act = SigAction::new(
-        SigHandler::Handler(count_signal),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    // SAFETY: the handler only touches an atomic.
-    let old = unsafe { sigaction(Signal::SIGUSR1, &act) }?;
     let mut q = Queue::new(open(ctx)?)?;
     let t1 = q.submit(&read_cmd(lba, 8)?, Payload::read(vec![0u8; 8 * block]))?;
     let t2 = q.submit(&read_cmd(lba + 8, 8)?, Payload::read(vec![0u8; 8 * block]))?;
-    SIGNALS.store(0, Ordering::SeqCst);
-    let stop = Arc::new(AtomicBool::new(false));
-    // SAFETY: pthread_self has no preconditions.
-    let me = unsafe { libc::pthread_self() };
-    let pelter = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                // SAFETY: `me` is the test thread, alive until `stop` is set and this thread joined.
-                unsafe { libc::pthread_kill(me, libc::SIGUSR1) };
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        })
-    };
-    let r1 = q.wait_for(t1);
-    let r2 = q.wait();
-    stop.store(true, Ordering::SeqCst);
-    let _ = pelter.join();
-    // SAFETY: puts back the disposition found before the test.
-    unsafe { sigaction(Signal::SIGUSR1, &old) }?;
-    let signals = SIGNALS.load(Ordering::SeqCst);
+    // A handler without SA_RESTART: a blocked read() returns EINTR.
+    let ((r1, r2), signals) = under_sigusr1(|| (q.wait_for(t1), q.wait()))?;
     let (c1, c2) = (r1?, r2?);
     same(c1.bytes(), &wants[0], "first read")?;
     ensure_eq(c2.ticket, t2, "second ticket")?;

@@ -5,8 +5,6 @@
 //! older kernels, the error that says what is missing.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sgmap::{
@@ -15,7 +13,7 @@ use sgmap::{
 };
 use sgmap_testkit::{ensure, ensure_eq, kernel_version, Ctx, Failed, KernelTest, Knob};
 
-use crate::common::{data, open, same};
+use crate::common::{data, open, same, under_sigusr1};
 
 /// The first kernel with the feature.
 const V7_1: (u32, u32) = (7, 1);
@@ -749,26 +747,11 @@ fn drop_in_flight(ctx: &Ctx) -> Result<(), Failed> {
     )
 }
 
-extern "C" fn count_signal(_: libc::c_int) {
-    SIGNALS.fetch_add(1, Ordering::SeqCst);
-}
-
-static SIGNALS: AtomicUsize = AtomicUsize::new(0);
-
 fn eintr(ctx: &Ctx) -> Result<(), Failed> {
-    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
     let lba = 474_000;
     let wants = seed(ctx, 9, &[(lba, 8), (lba + 8, 8)])?;
     let block = open(ctx)?.block_size()? as usize;
     let _latency = Knob::latency_ns(300_000_000)?;
-    // Without SA_RESTART: a blocked io_uring_enter returns EINTR.
-    let act = SigAction::new(
-        SigHandler::Handler(count_signal),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    // SAFETY: the handler only touches an atomic.
-    let old = unsafe { sigaction(Signal::SIGUSR1, &act) }?;
     let mut ring = ring(ctx, 4)?;
     let mut fixed = ring.register_buffers(1, 8 * block)?;
     let t1 = ring.submit(&read_cmd(lba, 8)?, Payload::read(vec![0u8; 8 * block]))?;
@@ -776,27 +759,8 @@ fn eintr(ctx: &Ctx) -> Result<(), Failed> {
         &read_cmd(lba + 8, 8)?,
         Payload::read(fixed.pop().ok_or("fixed")?),
     )?;
-    SIGNALS.store(0, Ordering::SeqCst);
-    let stop = Arc::new(AtomicBool::new(false));
-    // SAFETY: pthread_self has no preconditions.
-    let me = unsafe { libc::pthread_self() };
-    let pelter = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
-            while !stop.load(Ordering::SeqCst) {
-                // SAFETY: `me` is the test thread, alive until `stop` is set and this thread joined.
-                unsafe { libc::pthread_kill(me, libc::SIGUSR1) };
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        })
-    };
-    let r1 = ring.wait_for(t1);
-    let r2 = ring.wait();
-    stop.store(true, Ordering::SeqCst);
-    let _ = pelter.join();
-    // SAFETY: puts back the disposition found before the test.
-    unsafe { sigaction(Signal::SIGUSR1, &old) }?;
-    let signals = SIGNALS.load(Ordering::SeqCst);
+    // Without SA_RESTART: a blocked io_uring_enter returns EINTR.
+    let ((r1, r2), signals) = under_sigusr1(|| (ring.wait_for(t1), ring.wait()))?;
     let (c1, c2) = (done(r1)?, done(r2)?);
     check_read(&c1, &wants[0], "first read")?;
     ensure_eq(c2.ticket, t2, "second ticket")?;
