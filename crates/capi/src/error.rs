@@ -505,6 +505,7 @@ mod tests {
                 command: "READ(10)".into(),
                 errno,
                 kind: sgmap::OsErrorKind::from_errno(errno),
+                driver: sgmap::Driver::Sg,
             };
             texts.push(Fail::from(e).message().to_string());
         }

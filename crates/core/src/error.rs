@@ -43,7 +43,7 @@ pub enum Error {
         reason: String,
     },
 
-    /// The sg driver refused a request with an errno. The source is the errno.
+    /// The kernel refused a request with an errno. The source is the errno.
     Os {
         /// The device.
         device: PathBuf,
@@ -51,8 +51,10 @@ pub enum Error {
         command: String,
         /// The errno the kernel returned.
         errno: Errno,
-        /// What the sg driver means by that errno here.
+        /// What the driver means by that errno here.
         kind: OsErrorKind,
+        /// Which driver answered: the text and the advice depend on it.
+        driver: Driver,
     },
 
     /// The command ran but the device, host or driver reported a failure.
@@ -133,12 +135,14 @@ impl fmt::Display for Error {
                 device,
                 command,
                 kind,
+                driver,
                 ..
             } => write!(
                 f,
-                "{}: {command}: {kind}; {}",
+                "{}: {command}: {}; {}",
                 device.display(),
-                kind.hint()
+                kind.text_on(*driver),
+                kind.hint_on(*driver)
             ),
             Error::Scsi(s) => write!(
                 f,
@@ -342,6 +346,26 @@ impl fmt::Display for Report<'_> {
     }
 }
 
+/// The kernel driver a request went to: the same errno means different
+/// things to each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Driver {
+    /// The sg driver (`/dev/sgN`, the v3 interface: `SG_IO`, `write()`/`read()`, mmap).
+    Sg,
+    /// The bsg driver through io_uring (`/dev/bsg/H:C:T:L`, Linux 7.1+).
+    Bsg,
+}
+
+impl fmt::Display for Driver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Driver::Sg => "sg driver",
+            Driver::Bsg => "bsg driver",
+        })
+    }
+}
+
 /// What an errno from the sg driver means, per `drivers/scsi/sg.c`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -430,11 +454,61 @@ impl OsErrorKind {
             Self::Other => "see errno",
         }
     }
+
+    /// What to do about it when `driver` answered; [`hint`](Self::hint) is the sg driver's.
+    pub fn hint_on(self, driver: Driver) -> &'static str {
+        if driver == Driver::Sg {
+            return self.hint();
+        }
+        // scsi_bsg.c's io_uring handler and the block layer under it.
+        match self {
+            Self::QueueFull | Self::ReservedBufferBusy | Self::WouldBlock => {
+                "the device's queue has no free request: collect completions, then submit again"
+            }
+            Self::OutOfMemory => {
+                "the kernel could not map the buffer: shorten the transfer, free memory, or use \
+                 registered buffers"
+            }
+            Self::InvalidRequest => {
+                "check the CDB (1 to 32 bytes) and that the transfer fits the device queue's \
+                 limits (/sys/block/*/queue/max_sectors_kb)"
+            }
+            Self::NotSupported => {
+                "a bsg command through io_uring carries one direction and one flat buffer (no \
+                 iovecs, no bidirectional transfer), and needs Linux 7.1 or later"
+            }
+            Self::PermissionDenied => {
+                "the ring was opened read-only and the command writes, or the caller lacks \
+                 CAP_SYS_RAWIO: open the ring read-write as root"
+            }
+            Self::BadCdbLength => "a CDB has 1 to 32 bytes",
+            other => other.hint(),
+        }
+    }
+
+    /// What the errno means when `driver` answered (the `Display` text is the sg driver's).
+    pub fn text_on(self, driver: Driver) -> &'static str {
+        match (driver, self) {
+            (Driver::Bsg, Self::InvalidRequest) => "request rejected by the bsg driver",
+            (Driver::Bsg, Self::NotSupported) => "not supported by the bsg node",
+            (Driver::Bsg, Self::OutOfMemory) => "out of memory mapping the buffer",
+            (Driver::Bsg, Self::QueueFull | Self::ReservedBufferBusy | Self::WouldBlock) => {
+                "device queue full"
+            }
+            _ => self.static_text(),
+        }
+    }
 }
 
 impl fmt::Display for OsErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.write_str(self.static_text())
+    }
+}
+
+impl OsErrorKind {
+    fn static_text(self) -> &'static str {
+        match self {
             Self::QueueFull => "too many requests outstanding on this fd",
             Self::ReservedBufferBusy => "reserved buffer busy",
             Self::OutOfMemory => "transfer does not fit the reserved buffer, or out of memory",
@@ -448,7 +522,7 @@ impl fmt::Display for OsErrorKind {
             Self::WouldBlock => "would block",
             Self::NotSupported => "not supported by this node",
             Self::Other => "system error",
-        })
+        }
     }
 }
 
@@ -576,12 +650,67 @@ mod tests {
     }
 
     #[test]
+    fn bsg_errno_texts_speak_of_bsg_not_of_sg() {
+        // Every errno the io_uring path can see: none of the sg driver's
+        // particulars (its 256 MiB limit, 16 requests per fd, reserved
+        // buffer, /dev/sgN advice) may appear in what the user reads.
+        let sg_only = [
+            "sg driver",
+            "256 MiB",
+            "16 per fd",
+            "reserved",
+            "/dev/sgN",
+            "sg ioctl",
+        ];
+        for raw in 1..=133 {
+            let errno = Errno::from_raw(raw);
+            let e = Error::Os {
+                device: "/dev/bsg/0:0:0:0".into(),
+                command: "READ(10) through io_uring".into(),
+                errno,
+                kind: OsErrorKind::from_errno(errno),
+                driver: Driver::Bsg,
+            };
+            let text = e.to_string();
+            let without_bsg = text.replace("bsg", "");
+            for word in sg_only {
+                assert!(!without_bsg.contains(word), "{errno:?}: {text}");
+            }
+            assert!(
+                text.starts_with("/dev/bsg/0:0:0:0: READ(10) through io_uring: "),
+                "{text}"
+            );
+        }
+        let e = |errno: Errno, driver| Error::Os {
+            device: "/dev/x".into(),
+            command: "READ(10)".into(),
+            errno,
+            kind: OsErrorKind::from_errno(errno),
+            driver,
+        };
+        // The same errno, told differently by each driver.
+        let sg = e(Errno::EINVAL, Driver::Sg).to_string();
+        let bsg = e(Errno::EINVAL, Driver::Bsg).to_string();
+        assert!(sg.contains("sg driver") && sg.contains("256 MiB"), "{sg}");
+        assert!(
+            bsg.contains("bsg driver") && bsg.contains("max_sectors_kb"),
+            "{bsg}"
+        );
+        let bsg = e(Errno::EOPNOTSUPP, Driver::Bsg).to_string();
+        assert!(
+            bsg.contains("one direction") && bsg.contains("7.1"),
+            "{bsg}"
+        );
+    }
+
+    #[test]
     fn os_error_has_its_errno_as_source() {
         let e = Error::Os {
             device: "/dev/sg3".into(),
             command: "READ(10)".into(),
             errno: Errno::EBUSY,
             kind: OsErrorKind::ReservedBufferBusy,
+            driver: Driver::Sg,
         };
         let src = e.source().expect("a source");
         assert_eq!(src.downcast_ref::<Errno>(), Some(&Errno::EBUSY));

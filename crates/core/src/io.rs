@@ -12,7 +12,7 @@ use sgmap_sys as sys;
 
 use crate::cdb::Cdb;
 use crate::command::{Command, Direction};
-use crate::error::{Error, OsErrorKind, Result};
+use crate::error::{Driver, Error, OsErrorKind, Result};
 use crate::outcome::{Fallback, Mode, Outcome};
 use crate::sense::Sense;
 
@@ -28,6 +28,8 @@ pub(crate) struct Fd {
     /// The queue's direct-IO alignment, looked up on first need.
     dma_alignment: std::sync::OnceLock<Option<usize>>,
     read_only: bool,
+    /// Which driver the node belongs to, for the errno texts.
+    driver: Driver,
 }
 
 impl Fd {
@@ -37,6 +39,7 @@ impl Fd {
             path,
             dma_alignment: std::sync::OnceLock::new(),
             read_only,
+            driver: Driver::Sg,
         }
     }
 
@@ -57,12 +60,19 @@ impl Fd {
         &self.path
     }
 
+    /// The same fd, answering for the bsg driver (its errnos mean other things).
+    pub(crate) fn on_bsg(mut self) -> Self {
+        self.driver = Driver::Bsg;
+        self
+    }
+
     pub(crate) fn os_error(&self, command: impl Into<String>, errno: Errno) -> Error {
         Error::Os {
             device: self.path.clone(),
             command: command.into(),
             errno,
             kind: OsErrorKind::from_errno(errno),
+            driver: self.driver,
         }
     }
 

@@ -309,7 +309,7 @@ mod uring;
 pub use buffer::{BufferError, DirectBuf};
 pub use command::{Command, Data, Direction, DEFAULT_TIMEOUT};
 pub use device::{Device, NodeKind, OpenOptions, RequestInfo, RequestState, Reset, ScsiId};
-pub use error::{Error, Incomplete, OsErrorKind, Report, Result, ScsiError, ScsiErrorKind};
+pub use error::{Driver, Error, Incomplete, OsErrorKind, Report, Result, ScsiError, ScsiErrorKind};
 pub use helpers::{BlockIo, BufferMode, Split, Transfer, UNIT_ATTENTION_RETRIES};
 pub use mmap::{Access, DeviceInfo, MapError, MappedDevice, View};
 pub use outcome::{

@@ -412,6 +412,7 @@ impl Pool {
                 command: "poll".into(),
                 errno: e,
                 kind: crate::error::OsErrorKind::from_errno(e),
+                driver: crate::error::Driver::Sg,
             })?
         };
         for k in &ready {

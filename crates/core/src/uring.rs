@@ -412,7 +412,7 @@ impl BsgRing {
                 },
                 source,
             })?;
-        let fd = Fd::new(OwnedFd::from(file), node.clone(), opts.read_only);
+        let fd = Fd::new(OwnedFd::from(file), node.clone(), opts.read_only).on_bsg();
         let ring = IoUring::<squeue::Entry128, cqueue::Entry32>::builder()
             .setup_coop_taskrun()
             .setup_taskrun_flag()
