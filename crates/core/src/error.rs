@@ -357,15 +357,6 @@ pub enum Driver {
     Bsg,
 }
 
-impl fmt::Display for Driver {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Driver::Sg => "sg driver",
-            Driver::Bsg => "bsg driver",
-        })
-    }
-}
-
 /// What an errno from the sg driver means, per `drivers/scsi/sg.c`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -498,15 +489,8 @@ impl OsErrorKind {
             _ => self.static_text(),
         }
     }
-}
 
-impl fmt::Display for OsErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.static_text())
-    }
-}
-
-impl OsErrorKind {
+    /// The sg driver's text for the errno (its `Display`).
     fn static_text(self) -> &'static str {
         match self {
             Self::QueueFull => "too many requests outstanding on this fd",
@@ -523,6 +507,12 @@ impl OsErrorKind {
             Self::NotSupported => "not supported by this node",
             Self::Other => "system error",
         }
+    }
+}
+
+impl fmt::Display for OsErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.static_text())
     }
 }
 
