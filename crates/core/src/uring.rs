@@ -319,6 +319,16 @@ struct Slot {
 /// # Ok::<(), sgmap::Error>(())
 /// ```
 ///
+/// Collect completions from the thread that submitted. The kernel finishes
+/// an io_uring command (and frees its block request) in work that runs on
+/// the submitting thread when it next enters the ring or returns to user
+/// space. So while commands are in flight, anything on that thread that
+/// waits in the kernel for the device's requests to drain never returns:
+/// seen on 7.2.7, writing `1` to the device's sysfs `delete` from the
+/// submitting thread with 8 reads in flight hung past 60 s, while the same
+/// write from another thread, with this one in [`BsgRing::wait`], ended at
+/// once with every read complete.
+///
 /// A buffer belongs to the ring from submit to completion:
 ///
 /// ```compile_fail,E0382

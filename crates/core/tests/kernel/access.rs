@@ -2,18 +2,24 @@
 
 use std::time::Duration;
 
-use sgmap::{cdb::Cdb, BlockIo, Command, Data, Device, Error};
-use sgmap_testkit::{ensure, ensure_eq, Ctx, Failed, KernelTest};
+use sgmap::{cdb::Cdb, BlockIo, BsgRing, Command, Data, Device, DirectBuf, Error, Payload};
+use sgmap_testkit::{ensure, ensure_eq, Ctx, Failed, KernelTest, Knob};
 
 use crate::common::{data, open, same};
 
-pub(crate) const TESTS: [KernelTest; 2] = [
+pub(crate) const TESTS: [KernelTest; 3] = [
     KernelTest::device(
         "read_only_fd_without_cap_sys_rawio_gets_eperm_on_write",
         read_only_eperm,
     ),
     // Last on purpose: it takes the device away and brings it back.
     KernelTest::scsi_debug("zz_device_removed_in_use_gives_enodev_not_a_hang", removal),
+    // After the one above: it too takes the device away and brings it back.
+    KernelTest::scsi_debug_on_linux(
+        "zz_uring_device_removed_with_commands_in_flight_ends_each_clearly",
+        (7, 1),
+        uring_removal,
+    ),
 ];
 
 /// CAP_SYS_RAWIO's number in <linux/capability.h>.
@@ -186,4 +192,126 @@ fn removal(ctx: &Ctx) -> Result<(), Failed> {
     let mut got = vec![0u8; want.len()];
     again.read_blocks(500_000, &mut got, BlockIo::indirect())?;
     same(&got, &want, "data written before the removal")
+}
+
+/// Adds a scsi_debug host (on the same shared store) and waits for the node.
+fn add_host(ctx: &Ctx) -> Result<(), Failed> {
+    std::fs::write(SYSFS_HOSTS, "1").map_err(|e| format!("write {SYSFS_HOSTS}: {e}"))?;
+    for _ in 0..100 {
+        if ctx.device.exists() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(format!("{} did not come back after add_host", ctx.device.display()).into())
+}
+
+/// Through io_uring on the bsg node: the device is deleted while eight reads
+/// wait in it. Each read must end (with its data or an error naming the bsg
+/// node), none may hang, a later command must fail clearly, and a new ring
+/// on the device brought back must read the data.
+fn uring_removal(ctx: &Ctx) -> Result<(), Failed> {
+    const HELD: usize = 8;
+    let dev = open(ctx)?;
+    let block = dev.block_size()? as usize;
+    let want = data(91, 400_000, block, HELD * block);
+    dev.write_blocks(400_000, &want, BlockIo::indirect())?;
+    let id = dev.scsi_id()?;
+    drop(dev);
+    let mut ring = BsgRing::options().depth(16).open(&ctx.device)?;
+    let node = ring.path().display().to_string();
+    let latency = Knob::latency_ns(300_000_000)?;
+    let mut tickets = Vec::new();
+    for i in 0..HELD {
+        let cmd = Command::new(Cdb::read(400_000 + i as u64, 1)?).timeout(Duration::from_secs(10));
+        let buf = Payload::read(DirectBuf::new(block));
+        tickets.push(ring.submit(&cmd, buf).map_err(|r| format!("submit: {r}"))?);
+    }
+    ring.flush()?;
+    ensure_eq(ring.in_flight(), HELD, "reads held in the device")?;
+    let delete = format!(
+        "/sys/class/scsi_device/{}:{}:{}:{}/device/delete",
+        id.host, id.channel, id.target, id.lun
+    );
+    // The removal comes from elsewhere, as a hot unplug does: the sysfs
+    // write waits until the device's requests are freed, and freeing an
+    // io_uring command's request needs its submitter to enter the ring, so
+    // writing `delete` from this thread would wait on itself.
+    let remover = std::thread::spawn(move || {
+        std::fs::write(&delete, "1").map_err(|e| format!("write {delete}: {e}"))
+    });
+    let started = std::time::Instant::now();
+    let (mut good, mut failed) = (0, 0);
+    for _ in 0..HELD {
+        let left = Duration::from_secs(15).saturating_sub(started.elapsed());
+        match ring.wait_timeout(left) {
+            Ok(Some(c)) => match c.outcome.failure_kind() {
+                None => {
+                    let at = tickets
+                        .iter()
+                        .position(|t| *t == c.ticket)
+                        .ok_or("a completion for an unknown ticket")?;
+                    same(
+                        c.bytes(),
+                        &want[at * block..(at + 1) * block],
+                        "a read that finished",
+                    )?;
+                    good += 1;
+                }
+                Some(_) => failed += 1,
+            },
+            Ok(None) => return Err(format!(
+                "a read held across the removal did not end in 15 s ({good} good, {failed} failed)"
+            )
+            .into()),
+            Err(refused) => {
+                let text = refused.to_string();
+                ensure(text.contains(&node), format!("names {node}: {text}"))?;
+                failed += 1;
+            }
+        }
+    }
+    ensure_eq(ring.in_flight(), 0, "nothing left in flight")?;
+    remover
+        .join()
+        .map_err(|_| "the removing thread panicked")??;
+    drop(latency);
+    // A new command on the removed device fails, quickly and clearly.
+    let started = std::time::Instant::now();
+    let cmd = Command::new(Cdb::read(0, 1)?).timeout(Duration::from_secs(5));
+    let after = ring.submit(&cmd, Payload::read(DirectBuf::new(block)));
+    let text = match after {
+        Err(rejected) => rejected.to_string(),
+        Ok(_) => match ring.wait_timeout(Duration::from_secs(6)) {
+            Ok(Some(c)) => match c.check(std::path::Path::new(&node)) {
+                Ok(_) => return Err("a read on the removed device succeeded".into()),
+                Err(e) => e.to_string(),
+            },
+            Ok(None) => return Err("a read on the removed device hung for 6 s".into()),
+            Err(refused) => refused.to_string(),
+        },
+    };
+    ensure(
+        started.elapsed() < Duration::from_secs(6),
+        format!("a read after the removal took {:?}", started.elapsed()),
+    )?;
+    ensure(text.contains(&node), format!("names {node}: {text}"))?;
+    drop(ring);
+    eprintln!(
+        "  removal with {HELD} in flight: {good} finished with data, {failed} failed; then: {text}"
+    );
+    add_host(ctx)?;
+    open(ctx)?;
+    let mut again = BsgRing::open(&ctx.device)?;
+    let cmd = Command::new(Cdb::read(400_000, HELD as u32)?);
+    let t = again
+        .submit(&cmd, Payload::read(DirectBuf::new(HELD * block)))
+        .map_err(|r| format!("submit on the device brought back: {r}"))?;
+    let c = again.wait_for(t).map_err(|r| format!("refused: {r}"))?;
+    let c = c.check(again.path())?;
+    same(
+        c.bytes(),
+        &want,
+        "data written before the removal, through a new ring",
+    )
 }
