@@ -4,7 +4,7 @@
 //! - `test [--device /dev/sgN] [FILTER]`: host tests, then every in-kernel test
 //!   binary inside the user-mode Linux test bed (or against the given device);
 //!   ends with `in-kernel: N passed, M failed, K skipped`.
-//! - `testbed [--scsi-debug "PARAMS"] [--no-dio] -- CMD [ARGS]`: boot the test
+//! - `testbed [--scsi-debug "PARAMS"] [--no-dio] [--timeout SECS] -- CMD [ARGS]`: boot the test
 //!   bed and run one command in it, with its output and exit status.
 //! - `demo`: the three transfer modes on the built-in scsi_debug disk.
 //! - `bench [FILTER...]`: the criterion benches inside the test bed (scsi_debug
@@ -70,7 +70,7 @@ fn main() -> ExitCode {
 
 const USAGE: &str = "usage: cargo xtask <command>
   test [--device /dev/sgN] [--kernel-only] [FILTER]   host tests, then in-kernel tests on every kernel
-  testbed [--scsi-debug PARAMS] [--no-dio] -- CMD...  run one command in the test bed
+  testbed [--scsi-debug PARAMS] [--no-dio] [--timeout SECS] -- CMD...  run one command in the test bed
   soak [--commands N]                                millions of mixed commands, every byte checked
   demo                                               the three transfer modes on scsi_debug
   bench [FILTER...]                                  criterion benches in the test bed -> target/criterion

@@ -183,6 +183,11 @@ pub(crate) fn failed_tests(kind: Judge, status: Option<i32>, output: &str) -> Ve
             }
         }
     }
+    if let Some(name) = running_when_killed(status, output) {
+        if !names.iter().any(|x| *x == name) {
+            names.push(format!("{name} (no verdict: killed while it ran)"));
+        }
+    }
     if names.is_empty() && judge(kind, status, output).failed > 0 {
         names.push(format!(
             "(the job itself: exit {})",
@@ -190,6 +195,31 @@ pub(crate) fn failed_tests(kind: Judge, status: Option<i32>, output: &str) -> Ve
         ));
     }
     names
+}
+
+/// The libtest test that had started but given no verdict when its job was
+/// killed (no exit status): the one that hung.
+fn running_when_killed(status: Option<i32>, output: &str) -> Option<String> {
+    if status.is_some() {
+        return None;
+    }
+    let mut running = None;
+    for l in output.lines() {
+        if let Some((name, verdict)) = l
+            .trim_start()
+            .strip_prefix("test ")
+            .and_then(|rest| rest.split_once(" ... "))
+        {
+            let verdict = verdict.trim_end();
+            let done = ["ok", "FAILED", "ignored"]
+                .iter()
+                .any(|v| verdict.ends_with(v));
+            running = (!done).then(|| name.trim().to_string());
+        } else if matches!(l.trim(), "ok" | "FAILED" | "ignored") {
+            running = None;
+        }
+    }
+    running
 }
 
 pub(crate) fn test(ws: &Path, args: &[String]) -> Result<()> {
@@ -365,12 +395,13 @@ pub(crate) fn test(ws: &Path, args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// `cargo xtask testbed [--scsi-debug PARAMS] [--no-dio] -- CMD ARGS`.
+/// `cargo xtask testbed [--scsi-debug PARAMS] [--no-dio] [--timeout SECS] -- CMD ARGS`.
 pub(crate) fn testbed(ws: &Path, args: &[String]) -> Result<()> {
     let mut args = args.to_vec();
     let kernels = Kernel::take_flag(&mut args, "6.1")?;
     let mut scsi_debug = DEFAULT_SCSI_DEBUG.to_string();
     let mut allow_dio = true;
+    let mut timeout_s = JOB_TIMEOUT_S;
     let mut it = args.iter();
     let mut argv = Vec::new();
     while let Some(a) = it.next() {
@@ -379,6 +410,13 @@ pub(crate) fn testbed(ws: &Path, args: &[String]) -> Result<()> {
                 scsi_debug = it.next().ok_or("--scsi-debug needs parameters")?.clone()
             }
             "--no-dio" => allow_dio = false,
+            "--timeout" => {
+                timeout_s = it
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .filter(|&v| v > 0)
+                    .ok_or("--timeout needs a number of seconds")?
+            }
             "--" => {
                 argv.extend(it.by_ref().cloned());
             }
@@ -388,22 +426,31 @@ pub(crate) fn testbed(ws: &Path, args: &[String]) -> Result<()> {
     if argv.is_empty() {
         return Err("no command given: cargo xtask testbed -- CMD [ARGS]".into());
     }
-    run_on_kernels(ws, &kernels, &scsi_debug, allow_dio, "the command", argv)
+    let job = (scsi_debug.as_str(), allow_dio, timeout_s);
+    run_on_kernels(ws, &kernels, job, "the command", argv)
 }
+
+/// How long a job given to the test bed may run, unless told otherwise.
+const JOB_TIMEOUT_S: u32 = 3000;
 
 /// Runs one job on each of `kernels`, one boot each, whatever the one
 /// before did; fails naming every kernel where it did not exit 0.
 fn run_on_kernels(
     ws: &Path,
     kernels: &[Kernel],
-    scsi_debug: &str,
-    allow_dio: bool,
+    (scsi_debug, allow_dio, timeout_s): (&str, bool, u32),
     name: &str,
     argv: Vec<String>,
 ) -> Result<()> {
     let mut failed = Vec::new();
     for &which in kernels {
-        match run_in_testbed(ws, which, scsi_debug, allow_dio, name, argv.clone(), vec![]) {
+        let job = Job {
+            name: name.into(),
+            argv: argv.clone(),
+            env: vec![],
+            timeout_s,
+        };
+        match run_in_testbed(ws, which, scsi_debug, allow_dio, job) {
             Ok(Some(0)) => {}
             Ok(status) => failed.push(format!("{}: exit {status:?}", which.name())),
             Err(e) => failed.push(format!("{}: {e}", which.name())),
@@ -422,9 +469,7 @@ pub(crate) fn run_in_testbed(
     which: Kernel,
     scsi_debug: &str,
     allow_dio: bool,
-    name: &str,
-    argv: Vec<String>,
-    env: Vec<(String, String)>,
+    job: Job,
 ) -> Result<Option<i32>> {
     let tb = Testbed::ensure(ws, which)?;
     eprintln!(
@@ -436,14 +481,10 @@ pub(crate) fn run_in_testbed(
         name: "default".into(),
         scsi_debug: scsi_debug.into(),
         allow_dio,
-        jobs: vec![Job {
-            name: name.into(),
-            argv,
-            env,
-            timeout_s: 3000,
-        }],
+        jobs: vec![job],
     };
-    let report = tb.boot(&[phase], Duration::from_secs(3300))?;
+    let limit = Duration::from_secs(u64::from(timeout_s_of(&phase)) + 300);
+    let report = tb.boot(&[phase], limit)?;
     let job = &report.jobs[0];
     print!("{}", job.output);
     eprintln!(
@@ -457,6 +498,10 @@ pub(crate) fn run_in_testbed(
         eprintln!("kernel console:\n{}", report.console);
     }
     Ok(job.status)
+}
+
+fn timeout_s_of(phase: &Phase) -> u32 {
+    phase.jobs.iter().map(|j| j.timeout_s).sum()
 }
 
 /// Builds `crates/core/examples/NAME.rs` (release) and runs it in the test
@@ -475,7 +520,13 @@ fn run_example(ws: &Path, name: &str, args: &[String]) -> Result<()> {
         .ok_or_else(|| format!("cargo built no example named {name}"))?;
     let mut argv = vec![exe.path.display().to_string()];
     argv.extend(args.iter().cloned());
-    run_on_kernels(ws, &kernels, DEFAULT_SCSI_DEBUG, true, name, argv)
+    run_on_kernels(
+        ws,
+        &kernels,
+        (DEFAULT_SCSI_DEBUG, true, JOB_TIMEOUT_S),
+        name,
+        argv,
+    )
 }
 
 /// `cargo xtask demo`: the three modes on the built-in scsi_debug disk.
@@ -547,6 +598,26 @@ mod tests {
         assert_eq!(
             failed_tests(Judge::ExitStatus, None, ""),
             vec!["(the job itself: exit none)".to_string()]
+        );
+    }
+
+    #[test]
+    fn a_test_killed_while_it_ran_is_named() {
+        let out = "test a_passes ... ok\ntest b_prints ... line\nok\ntest c_hangs ... half\n\
+                   xtask: HUNG kernel: no signal ended it";
+        assert_eq!(
+            failed_tests(Judge::Libtest, None, out),
+            vec!["c_hangs (no verdict: killed while it ran)".to_string()]
+        );
+        // Every test gave a verdict: nothing was running, the job is named.
+        assert_eq!(
+            failed_tests(Judge::Libtest, None, "test a ... ok\ntest b ... \nFAILED\n"),
+            vec!["b".to_string()]
+        );
+        // An exit status means the job was not killed.
+        assert_eq!(
+            failed_tests(Judge::Libtest, Some(1), "test a ... "),
+            vec!["(the job itself: exit 1)".to_string()]
         );
     }
 

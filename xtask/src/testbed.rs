@@ -128,6 +128,13 @@ pub(crate) struct Testbed {
     xstate_shim: PathBuf,
 }
 
+/// Seconds past a job's own limit before the host treats it as stuck in the
+/// kernel and kills the boot (the guest's `timeout` acts first).
+const JOB_GRACE_S: u64 = 30;
+
+/// Starts the line added to the output of a job that was stuck in the kernel.
+pub(crate) const HUNG_MARK: &str = "xtask: HUNG";
+
 /// A program to run inside the guest.
 #[derive(Debug, Clone)]
 pub(crate) struct Job {
@@ -292,30 +299,66 @@ impl Testbed {
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", self.kernel.display()))?
         };
+        // The guest's `timeout` ends a job that overruns, unless the job is
+        // stuck in the kernel where no signal reaches it: then only killing
+        // the whole boot ends it, and it should not wait for the boot's limit.
+        let limits: Vec<Duration> = phases
+            .iter()
+            .flat_map(|p| &p.jobs)
+            .map(|j| Duration::from_secs(u64::from(j.timeout_s) + JOB_GRACE_S))
+            .collect();
+        let mut current = 0;
+        let mut current_since = Instant::now();
+        let mut hung = None;
         let status = loop {
             if let Some(s) = child.try_wait()? {
                 break Some(s);
             }
-            if started.elapsed() > timeout {
+            while current < limits.len() && out.join(format!("{current}.rc")).exists() {
+                current += 1;
+                current_since = Instant::now();
+            }
+            let stuck = current < limits.len() && current_since.elapsed() > limits[current];
+            if stuck || started.elapsed() > timeout {
+                if stuck {
+                    hung = Some(current);
+                }
                 let _ = Command::new("kill")
                     .args(["-KILL", "--", &format!("-{}", child.id())])
                     .status();
                 let _ = child.wait();
                 break None;
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(100));
         };
         let elapsed = started.elapsed();
         let console = std::fs::read_to_string(&console_path).unwrap_or_default();
-        if status.is_none() {
-            eprintln!("xtask: the test bed did not power off within {timeout:?}; killed it");
+        match (status, hung) {
+            (Some(_), _) => {}
+            (None, Some(i)) => eprintln!(
+                "xtask: job {} outlived its time limit ({:?}) and no signal ended it: \
+                 it is stuck in the kernel; killed the test bed",
+                i + 1,
+                limits[i]
+            ),
+            (None, None) => {
+                eprintln!("xtask: the test bed did not power off within {timeout:?}; killed it")
+            }
         }
         let mut jobs = Vec::new();
         let mut index = 0;
         for phase in phases {
             for job in &phase.jobs {
-                let log =
+                let mut log =
                     std::fs::read_to_string(out.join(format!("{index}.log"))).unwrap_or_default();
+                if hung == Some(index) {
+                    let _ = write!(
+                        log,
+                        "\n{HUNG_MARK} {}: no signal ended it after its {} s limit \
+                         (stuck in the kernel); the test bed was killed and the jobs after it did not run\n",
+                        job.name, job.timeout_s
+                    );
+                }
                 let status = std::fs::read_to_string(out.join(format!("{index}.rc")))
                     .ok()
                     .and_then(|s| s.trim().parse().ok());
@@ -332,7 +375,7 @@ impl Testbed {
         let boot_s = std::fs::read_to_string(out.join("uptime"))
             .ok()
             .and_then(|s| s.split_whitespace().next()?.parse().ok());
-        if jobs.iter().all(|j| j.status.is_none()) {
+        if hung.is_none() && jobs.iter().all(|j| j.status.is_none()) {
             return Err(format!(
                 "the {} kernel ({}) ran no job: it did not boot or its init failed. Guest setup log:\n{setup}\nKernel console:\n{console}\n(run folder: {})\n\
                  To run on the other kernels only, pass --kernel with them (e.g. --kernel 6.1).",

@@ -260,10 +260,12 @@ fn uring_removal(ctx: &Ctx) -> Result<(), Failed> {
                 }
                 Some(_) => failed += 1,
             },
-            Ok(None) => return Err(format!(
+            Ok(None) => {
+                return Err(format!(
                 "a read held across the removal did not end in 15 s ({good} good, {failed} failed)"
             )
-            .into()),
+                .into())
+            }
             Err(refused) => {
                 let text = refused.to_string();
                 ensure(text.contains(&node), format!("names {node}: {text}"))?;
