@@ -184,7 +184,7 @@ pub(crate) fn failed_tests(kind: Judge, status: Option<i32>, output: &str) -> Ve
         }
     }
     if let Some(name) = running_when_killed(status, output) {
-        if !names.iter().any(|x| *x == name) {
+        if !names.contains(&name) {
             names.push(format!("{name} (no verdict: killed while it ran)"));
         }
     }
