@@ -15,7 +15,7 @@ use sgmap_testkit::{ensure, ensure_eq, Ctx, Failed, KernelTest, Knob};
 
 use crate::common::{data, open, same, surely_unfinished, under_sigusr1};
 
-pub(crate) const TESTS: [KernelTest; 10] = [
+pub(crate) const TESTS: [KernelTest; 11] = [
     KernelTest::scsi_debug("queue_requests_overlap_in_the_driver_at_100us", overlap),
     KernelTest::scsi_debug(
         "queue_out_of_order_completions_are_matched_by_pack_id",
@@ -46,6 +46,10 @@ pub(crate) const TESTS: [KernelTest; 10] = [
     KernelTest::device(
         "queue_refuses_bad_requests_and_gives_the_buffer_back",
         rejected,
+    ),
+    KernelTest::scsi_debug(
+        "queue_try_submit_never_blocks_and_gives_a_full_queue_buffer_back",
+        try_submit,
     ),
 ];
 
@@ -266,8 +270,10 @@ fn out_of_order(ctx: &Ctx) -> Result<(), Failed> {
         .collect();
     let wants = seed(ctx, 2, &at)?;
     let block = open(ctx)?.block_size()? as usize;
-    // Uniformly random latencies below 2 ms: the device finishes in any order.
-    let _latency = Knob::latency_ns(2_000_000)?;
+    // Uniformly random latencies below 20 ms: the device finishes in any
+    // order (a shorter range is no wider than the time a loaded host takes
+    // to submit the 16, and then completions follow submission order).
+    let _latency = Knob::latency_ns(20_000_000)?;
     let _random = Knob::scsi_debug("random", 1)?;
     let mut q = Queue::new(open(ctx)?)?;
     let mut inverted_rounds = 0;
@@ -683,8 +689,9 @@ fn drop_in_flight(ctx: &Ctx) -> Result<(), Failed> {
     let len = 64 * 1024;
     let blocks = len / block;
     let wlba = 362_000u64;
-    // Long enough that every drop below finds its commands in flight.
-    let _latency = Knob::latency_ns(500_000)?;
+    // Long enough that every drop below finds its commands in flight, even
+    // on a loaded host where 16 submissions take more than a millisecond.
+    let _latency = Knob::latency_ns(5_000_000)?;
     let mut base: Option<(usize, u64)> = None;
     let mut busy_at_drop = 0;
     for it in 0..240u64 {
@@ -738,7 +745,7 @@ fn drop_in_flight(ctx: &Ctx) -> Result<(), Failed> {
             .collect();
         let heap: Vec<Vec<u8>> = (0..8).map(|_| vec![0x5au8; len]).collect();
         if it % 40 == 0 {
-            std::thread::sleep(Duration::from_millis(2));
+            std::thread::sleep(Duration::from_millis(10));
             ensure(
                 canaries.iter().all(|c| c.iter().all(|&b| b == 0x5a))
                     && heap.iter().all(|c| c.iter().all(|&b| b == 0x5a)),
@@ -876,5 +883,89 @@ fn rejected(ctx: &Ctx) -> Result<(), Failed> {
         "TUR",
     )?;
     ensure_eq(q.in_flight(), 0, "nothing in flight after a refusal")?;
+    Ok(())
+}
+
+/// `try_submit` on a full queue returns at once with the buffer; `submit`
+/// there would wait for a completion (100 ms away).
+fn try_submit(ctx: &Ctx) -> Result<(), Failed> {
+    let at: Vec<(u64, usize)> = (0..MAX_IN_FLIGHT as u64)
+        .map(|k| (330_000 + 4 * k, 4))
+        .collect();
+    let wants = seed(ctx, 9, &at)?;
+    let block = open(ctx)?.block_size()? as usize;
+    let mut q = Queue::new(open(ctx)?)?;
+    let latency = Duration::from_millis(100);
+    let knobs = Knob::latency_ns(latency.as_nanos() as u64)?;
+    let mut expect = HashMap::new();
+    let started = Instant::now();
+    for (k, &(lba, blocks)) in at.iter().enumerate() {
+        let t = q.try_submit(
+            &read_cmd(lba, blocks)?,
+            Payload::read(vec![0u8; blocks * block]),
+        )?;
+        expect.insert(
+            t,
+            Expect {
+                lba,
+                want: wants[k].clone(),
+            },
+        );
+    }
+    let extra = q.try_submit(&read_cmd(0, 1)?, Payload::read(vec![7u8; block]));
+    let took = started.elapsed();
+    let rejected = match extra {
+        Ok(t) => return Err(format!("a 17th command was accepted ({t}) with 16 in flight").into()),
+        Err(r) => r,
+    };
+    ensure(
+        rejected.is_full(),
+        format!("refused as full: {}", rejected.error()),
+    )?;
+    ensure_eq(
+        rejected.error().errno(),
+        Some(nix::errno::Errno::EAGAIN),
+        "errno",
+    )?;
+    ensure(
+        took < latency / 2,
+        format!("17 try_submits took {took:?}: one waited for a completion"),
+    )?;
+    let (_, back) = rejected.into_parts();
+    ensure(
+        matches!(&back, Payload::FromDevice(b) if b.len() == block && b.iter().all(|&x| x == 7)),
+        "the buffer comes back untouched",
+    )?;
+    ensure_eq(q.in_flight(), MAX_IN_FLIGHT, "in flight")?;
+    // The raw fd turns readable when a completion is ready.
+    let mut pfd = libc::pollfd {
+        fd: q.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one pollfd, valid for the call.
+    let ready = unsafe { libc::poll(&mut pfd, 1, 2000) };
+    ensure(
+        ready == 1 && pfd.revents & libc::POLLIN != 0,
+        format!("poll on the raw fd: {ready}"),
+    )?;
+    // Room again once one completion is collected.
+    let first = q.wait()?;
+    check_read(&first, &expect)?;
+    let t = q.try_submit(
+        &read_cmd(at[0].0, at[0].1)?,
+        Payload::read(vec![0u8; at[0].1 * block]),
+    )?;
+    expect.insert(
+        t,
+        Expect {
+            lba: at[0].0,
+            want: wants[0].clone(),
+        },
+    );
+    for c in q.drain()? {
+        check_read(&c, &expect)?;
+    }
+    drop(knobs);
     Ok(())
 }
