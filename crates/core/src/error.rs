@@ -236,6 +236,31 @@ impl From<crate::cdb::CdbError> for Error {
     }
 }
 
+/// For code that speaks `std::io`: the error keeps its whole text and stays
+/// reachable (`io_error.get_ref()` then `downcast_ref::<sgmap::Error>()`,
+/// or [`std::io::Error::into_inner`]), and its
+/// [`kind`](std::io::Error::kind) is the one `std` gives the errno when the
+/// kernel gave one, else follows the nature of the failure: a refused request or CDB is `InvalidInput`, an
+/// interrupted one `Interrupted`, a short or cut-off transfer
+/// `UnexpectedEof`, a SCSI or response failure `Other`.
+/// ([`std::io::Error::raw_os_error`] is `None` on an error that carries a
+/// message; read the errno from the inner error's [`Error::errno`].)
+impl From<Error> for std::io::Error {
+    fn from(e: Error) -> Self {
+        use std::io::ErrorKind;
+        let kind = match (&e, e.errno()) {
+            (Error::Interrupted { .. }, _) => ErrorKind::Interrupted,
+            (_, Some(errno)) => std::io::Error::from_raw_os_error(errno as i32).kind(),
+            (Error::InvalidRequest { .. } | Error::Cdb(_) | Error::NotSg { .. }, None) => {
+                ErrorKind::InvalidInput
+            }
+            (Error::ShortTransfer { .. } | Error::Incomplete(_), None) => ErrorKind::UnexpectedEof,
+            _ => ErrorKind::Other,
+        };
+        std::io::Error::new(kind, e)
+    }
+}
+
 /// How far a block transfer got before a command failed
 /// ([`Error::Incomplete`]).
 #[derive(Debug)]
@@ -599,6 +624,33 @@ impl fmt::Display for ScsiErrorKind {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn into_io_error_keeps_the_error_and_a_fitting_kind() {
+        use std::io::ErrorKind;
+        let os = Error::Os {
+            device: "/dev/sg3".into(),
+            command: "SG_IO".into(),
+            errno: Errno::EBUSY,
+            kind: OsErrorKind::from_errno(Errno::EBUSY),
+            driver: Driver::Sg,
+        };
+        let text = os.to_string();
+        let io: std::io::Error = os.into();
+        assert_eq!(io.kind(), ErrorKind::ResourceBusy);
+        assert_eq!(io.to_string(), text);
+        let inner = io.get_ref().and_then(|e| e.downcast_ref::<Error>());
+        assert_eq!(inner.and_then(Error::errno), Some(Errno::EBUSY));
+        let bad: std::io::Error = Error::Cdb(crate::cdb::CdbError::BadLength { len: 3 }).into();
+        assert_eq!(bad.kind(), ErrorKind::InvalidInput);
+        let eintr: std::io::Error = Error::Interrupted {
+            device: "/dev/sg3".into(),
+            command: "READ(10)".into(),
+            sent: 2,
+        }
+        .into();
+        assert_eq!(eintr.kind(), ErrorKind::Interrupted);
+    }
+
     use std::error::Error as _;
 
     use super::*;

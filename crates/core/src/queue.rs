@@ -289,6 +289,18 @@ impl Rejected {
         &self.0 .1
     }
 
+    /// Whether the command was refused only because the queue was full
+    /// ([`Queue::try_submit`]): submit it again once a completion is collected.
+    pub fn is_full(&self) -> bool {
+        matches!(
+            &self.0 .0,
+            Error::Os {
+                errno: Errno::EAGAIN,
+                ..
+            }
+        )
+    }
+
     /// The error and the buffer.
     pub fn into_parts(self) -> (Error, Payload) {
         *self.0
@@ -493,11 +505,41 @@ impl Queue {
         }
     }
 
-    fn submit_in(
+    /// Submits `cmd` with `data` like [`submit`](Self::submit), but never
+    /// blocks: when [`MAX_IN_FLIGHT`] commands are already in flight (or the
+    /// driver's slots on this fd are full), the buffer comes straight back
+    /// in a [`Rejected`] whose [`is_full`](Rejected::is_full) is true
+    /// (errno `EAGAIN`); collect a completion, or poll the fd, and submit
+    /// again. Completions are never collected here.
+    pub fn try_submit(&mut self, cmd: &Command, data: Payload) -> Result<Ticket, Rejected> {
+        let Some(i) = self.free.pop() else {
+            let error = self
+                .dev
+                .fd()
+                .os_error(command_name(cmd.cdb()), Errno::EAGAIN);
+            return Err(Rejected::new(error, data));
+        };
+        match self.submit_at(i, cmd, data, false) {
+            Ok(t) => Ok(t),
+            Err(r) => {
+                self.free.push(i);
+                Err(r)
+            }
+        }
+    }
+
+    fn submit_in(&mut self, i: usize, cmd: &Command, data: Payload) -> Result<Ticket, Rejected> {
+        self.submit_at(i, cmd, data, true)
+    }
+
+    /// Writes the request into slot `i`; when the driver's slots are full
+    /// (EDOM), waits for room if `block`, else gives the buffer back with EAGAIN.
+    fn submit_at(
         &mut self,
         i: usize,
         cmd: &Command,
         mut data: Payload,
+        block: bool,
     ) -> Result<Ticket, Rejected> {
         let name = command_name(cmd.cdb());
         let mode = Mode::requested(cmd, data.len());
@@ -521,6 +563,10 @@ impl Queue {
             // the slot keeps, untouched, until the response is read.
             match unsafe { submit_raw(self.dev.fd().as_fd(), &hdr) } {
                 Ok(()) => break,
+                Err(Errno::EDOM) if !block => {
+                    let error = self.dev.fd().os_error(name, Errno::EAGAIN);
+                    return Err(Rejected::new(error, data));
+                }
                 Err(Errno::EDOM) => {
                     // Someone else's requests fill the fd: wait for room.
                     if let Err(error) = self.wait_for_room(name, cmd.timeout_ms()) {
@@ -782,6 +828,14 @@ impl Drop for Queue {
 impl AsFd for Queue {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.dev.as_fd()
+    }
+}
+
+/// The sg fd, for `poll`/`epoll` in the caller's event loop: it becomes
+/// readable when a completion is ready.
+impl std::os::fd::AsRawFd for Queue {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.dev.as_raw_fd()
     }
 }
 
