@@ -70,6 +70,14 @@ impl DeepSession {
             ));
         }
         let engine = match way {
+            Way::Uring => {
+                return Err(invalid(
+                    path,
+                    &what,
+                    "io_uring keeps its depth in its own ring: open a UringSession (or a Runner)"
+                        .into(),
+                ))
+            }
             Way::Mmap => {
                 drop(dev);
                 let pool = Pool::open(path, depth, capacity)?;

@@ -24,11 +24,14 @@ use std::time::{Duration, Instant};
 use sgmap::cdb::Cdb;
 use sgmap::{Command, Data, Device, DirectBuf, Direction, Error, MappedDevice, Mode};
 
+pub mod bare;
 mod deep;
 pub mod floors;
 pub mod stats;
+pub mod uring;
 
 pub use deep::DeepSession;
+pub use uring::UringSession;
 
 /// The environment variable naming the sg device the benches run against.
 pub const DEVICE_ENV: &str = "SGMAP_TEST_DEVICE";
@@ -49,10 +52,14 @@ pub enum Way {
     Direct,
     /// The kernel copies through its own buffer.
     Indirect,
+    /// SCSI passthrough through io_uring on the bsg node (Linux 7.1+), with
+    /// registered buffers: not the sg driver at all ([`UringSession`]).
+    Uring,
 }
 
 impl Way {
-    /// The three ways, in the order tables show them.
+    /// The sg driver's three ways, in the order tables show them
+    /// ([`Way::Uring`] goes through bsg, and only on Linux 7.1+).
     pub const ALL: [Way; 3] = [Way::Mmap, Way::Direct, Way::Indirect];
 
     /// Lower-case name, as the command line spells it.
@@ -61,6 +68,7 @@ impl Way {
             Way::Mmap => "mmap",
             Way::Direct => "direct",
             Way::Indirect => "indirect",
+            Way::Uring => "uring",
         }
     }
 
@@ -71,6 +79,8 @@ impl Way {
             Way::Mmap => Mode::Mmap,
             Way::Direct => Mode::Direct,
             Way::Indirect => Mode::Indirect,
+            // Registered, page-aligned buffers: the kernel maps them, no copy.
+            Way::Uring => Mode::Direct,
         }
     }
 }
@@ -88,7 +98,10 @@ impl FromStr for Way {
             "mmap" => Ok(Way::Mmap),
             "direct" | "dio" => Ok(Way::Direct),
             "indirect" => Ok(Way::Indirect),
-            _ => Err(format!("unknown mode `{s}`: use mmap, direct or indirect")),
+            "uring" | "io_uring" => Ok(Way::Uring),
+            _ => Err(format!(
+                "unknown mode `{s}`: use mmap, direct, indirect or uring"
+            )),
         }
     }
 }
@@ -173,6 +186,7 @@ impl ModeCounts {
             Way::Mmap => self.mmap,
             Way::Direct => self.direct,
             Way::Indirect => self.indirect,
+            Way::Uring => self.direct,
         }
     }
 }
@@ -288,6 +302,14 @@ impl Session {
                 dev,
                 buf: DirectBuf::new(capacity),
             },
+            Way::Uring => {
+                return Err(invalid(
+                    path,
+                    &what,
+                    "io_uring is not a synchronous SG_IO mode: open a UringSession (or a Runner)"
+                        .into(),
+                ))
+            }
         };
         Ok(Session {
             backend,
@@ -644,22 +666,34 @@ pub fn supports_depth(depth: usize) -> bool {
     (1..=sgmap::MAX_IN_FLIGHT).contains(&depth)
 }
 
+/// Whether sgmap keeps `depth` commands in flight in `way`: the sg modes as
+/// [`supports_depth`], io_uring 1 to [`uring::MAX_URING_DEPTH`].
+pub fn supports_depth_in(way: Way, depth: usize) -> bool {
+    match way {
+        Way::Uring => (1..=uring::MAX_URING_DEPTH).contains(&depth),
+        _ => supports_depth(depth),
+    }
+}
+
 /// Why [`supports_depth`] refuses `depth`, for messages and reports.
 pub fn depth_unsupported_reason(depth: usize) -> String {
     format!(
-        "queue depth {depth}: sgmap keeps 1 to {} commands in flight (the sg driver's limit per fd)",
+        "queue depth {depth}: sgmap keeps 1 to {} commands in flight (the sg driver's limit per fd; --modes uring goes deeper)",
         sgmap::MAX_IN_FLIGHT
     )
 }
 
 /// A device prepared for timed runs at some depth: a [`Session`] at depth 1
-/// (synchronous `SG_IO`), a [`DeepSession`] beyond.
+/// (synchronous `SG_IO`), a [`DeepSession`] beyond, a [`UringSession`] for
+/// [`Way::Uring`] at any depth.
 #[derive(Debug)]
 pub enum Runner {
     /// One command at a time.
     Sync(Session),
     /// Several in flight.
     Deep(DeepSession),
+    /// Through io_uring on the bsg node (boxed: the ring is large).
+    Uring(Box<UringSession>),
 }
 
 impl Runner {
@@ -671,7 +705,9 @@ impl Runner {
         capacity: usize,
         depth: usize,
     ) -> Result<Runner, Error> {
-        Ok(if depth <= 1 {
+        Ok(if way == Way::Uring {
+            Runner::Uring(Box::new(UringSession::open(path, dir, capacity, depth)?))
+        } else if depth <= 1 {
             Runner::Sync(Session::open(path, way, dir, capacity)?)
         } else {
             Runner::Deep(DeepSession::open(path, way, dir, capacity, depth)?)
@@ -689,6 +725,7 @@ impl Runner {
         match self {
             Runner::Sync(s) => run(s, cycle, len, commands, tick),
             Runner::Deep(d) => d.run(cycle, len, commands, tick),
+            Runner::Uring(u) => u.run(cycle, len, commands, tick),
         }
     }
 }
@@ -740,7 +777,9 @@ mod tests {
         assert!("zero-copy"
             .parse::<Way>()
             .unwrap_err()
-            .contains("mmap, direct or indirect"));
+            .contains("mmap, direct, indirect or uring"));
+        assert_eq!("io_uring".parse::<Way>(), Ok(Way::Uring));
+        assert_eq!(Way::Uring.name().parse::<Way>(), Ok(Way::Uring));
     }
 
     #[test]

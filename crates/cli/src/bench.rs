@@ -15,8 +15,10 @@ use std::time::Duration;
 
 use clap::Args;
 use sgmap::Device;
+use sgmap_benches::bare::BareRing;
 use sgmap_benches::floors::{ColdCopy, TurLoop};
-use sgmap_benches::{supports_depth, Cycle, Dir, Runner, Way};
+use sgmap_benches::uring::MAX_URING_DEPTH;
+use sgmap_benches::{supports_depth, supports_depth_in, Cycle, Dir, Runner, UringSession, Way};
 
 use crate::peers::{self, Peer};
 use crate::report::{table, BenchDoc, Collected, Key, Skip, Tool};
@@ -28,14 +30,16 @@ use crate::{plot, print_json, progress, Failure, Output, Result};
 pub(crate) struct BenchArgs {
     /// The sg device, e.g. /dev/sg0.
     pub device: PathBuf,
-    /// Modes to compare.
+    /// Modes to compare: mmap, direct, indirect, and uring (io_uring on the
+    /// bsg node, Linux 7.1+, which also brings the bare io_uring floor).
     #[arg(long, value_delimiter = ',', default_value = "mmap,direct,indirect")]
     pub modes: Vec<Way>,
     /// Transfer sizes (suffixes k, m; `max` is the largest the device takes).
     #[arg(long, value_delimiter = ',', default_value = "4k,64k,256k,1m,max")]
     pub sizes: Vec<String>,
     /// Queue depths (1: synchronous SG_IO; more: the async queue for direct
-    /// and indirect IO, a pool of mapped fds for mmap).
+    /// and indirect IO, a pool of mapped fds for mmap, up to 16; uring goes
+    /// to 1024).
     #[arg(long, value_delimiter = ',', default_value = "1,16")]
     pub depth: Vec<usize>,
     /// Interleaved rounds; figures are medians over them.
@@ -52,7 +56,9 @@ pub(crate) struct BenchArgs {
     #[arg(long, requires = "writes")]
     pub no_reads: bool,
     /// Run these peers beside sgmap, on the same device and transfers:
-    /// sg_read (sg3_utils) and fio. `--peers` alone means both.
+    /// sg_read (sg3_utils), fio (its sg engine) and fio_uring (fio's
+    /// io_uring engine on the disk's block device, --direct=1; needs sd_mod).
+    /// `--peers` alone means sg_read and fio.
     #[arg(long, value_delimiter = ',', num_args = 0..=1, default_missing_value = "sg_read,fio")]
     pub peers: Option<Vec<Peer>>,
     /// Where transfers start, in bytes.
@@ -88,10 +94,10 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     if args.rounds == 0 || args.run_ms == 0 {
         return Err(fail("--rounds and --run-ms must be at least 1".into()));
     }
-    if args.depth.iter().any(|d| *d == 0 || *d > 16) {
-        return Err(fail(
-            "--depth takes 1 to 16 (the sg driver holds 16 commands per fd)".into(),
-        ));
+    if args.depth.iter().any(|d| *d == 0 || *d > MAX_URING_DEPTH) {
+        return Err(fail(format!(
+            "--depth takes 1 to 16 (the sg driver holds 16 commands per fd), or up to {MAX_URING_DEPTH} with --modes uring"
+        )));
     }
     let (block, max_transfer, device_blocks) = {
         let dev = Device::open(path)?;
@@ -147,19 +153,43 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     }
     let mut modes: Vec<Way> = args.modes.clone();
     modes.dedup();
-    let depths: BTreeSet<usize> = args.depth.iter().copied().collect();
-
     // Contenders, and the skips known up front.
     let mut skipped: Vec<Skip> = Vec::new();
+    let depths: BTreeSet<usize> = args.depth.iter().copied().collect();
+    // io_uring only where the kernel has it: one probe says, and the reason
+    // goes into the report once.
+    if modes.contains(&Way::Uring) {
+        if let Err(e) = UringSession::open(path, Dir::Read, block, 1) {
+            modes.retain(|w| *w != Way::Uring);
+            for tool in [Tool::Sgmap, Tool::Bare] {
+                skipped.push(Skip {
+                    tool,
+                    mode: "uring".into(),
+                    dir: "-".into(),
+                    bs: None,
+                    depth: 0,
+                    reason: e.report().to_string(),
+                });
+            }
+        }
+    }
+
     let mut contenders = Vec::new();
     for &depth in &depths {
         for &way in &modes {
-            if supports_depth(depth) {
+            if supports_depth_in(way, depth) {
                 contenders.push(Contender {
                     tool: Tool::Sgmap,
                     way,
                     depth,
                 });
+                if way == Way::Uring {
+                    contenders.push(Contender {
+                        tool: Tool::Bare,
+                        way,
+                        depth,
+                    });
+                }
             } else {
                 for dir in &dirs {
                     skipped.push(Skip {
@@ -184,6 +214,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
                 tool: match peer {
                     Peer::SgRead => Tool::SgRead,
                     Peer::Fio => Tool::Fio,
+                    Peer::FioUring => Tool::FioUring,
                 },
                 mode: "-".into(),
                 dir: "-".into(),
@@ -198,7 +229,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         }
     }
     if programs.contains_key(&Peer::SgRead) && depths.contains(&1) {
-        for &way in &modes {
+        for &way in modes.iter().filter(|w| **w != Way::Uring) {
             contenders.push(Contender {
                 tool: Tool::SgRead,
                 way,
@@ -211,6 +242,15 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
             contenders.push(Contender {
                 tool: Tool::Fio,
                 way: Way::Indirect,
+                depth,
+            });
+        }
+    }
+    if programs.contains_key(&Peer::FioUring) {
+        for &depth in &depths {
+            contenders.push(Contender {
+                tool: Tool::FioUring,
+                way: Way::Direct,
                 depth,
             });
         }
@@ -240,8 +280,15 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     for &dir in &dirs {
         for &bs in &sizes {
             for &depth in &depths {
-                let pilot_depth = if supports_depth(depth) { depth } else { 1 };
-                let mut r = Runner::open(path, Way::Indirect, dir, bs, pilot_depth)?;
+                // Deeper than the sg driver goes: sgmap's io_uring paces it.
+                let (pilot_way, pilot_depth) = if supports_depth(depth) {
+                    (Way::Indirect, depth)
+                } else if modes.contains(&Way::Uring) {
+                    (Way::Uring, depth)
+                } else {
+                    (Way::Indirect, 1)
+                };
+                let mut r = Runner::open(path, pilot_way, dir, bs, pilot_depth)?;
                 let mut cycle = Cycle::new(
                     args.offset / block as u64,
                     span_for(bs) / block as u64,
@@ -273,7 +320,8 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
             for &bs in &sizes {
                 for &c in &order {
                     bar.inc(1);
-                    if dead.contains(&(dir, bs, c)) || (c.tool == Tool::SgRead && dir == Dir::Write)
+                    if dead.contains(&(dir, bs, c))
+                        || (matches!(c.tool, Tool::SgRead | Tool::Bare) && dir == Dir::Write)
                     {
                         continue;
                     }
@@ -396,6 +444,27 @@ fn run_one(
             bs,
             commands,
             offset / block as u64,
+        ),
+        Tool::Bare => {
+            let mut r =
+                BareRing::open(path, block, bs, c.depth).map_err(|e| e.report().to_string())?;
+            let mut cycle = Cycle::new(
+                offset / block as u64,
+                span / block as u64,
+                (bs / block) as u64,
+            );
+            r.run(&mut cycle, commands)
+                .map_err(|e| e.report().to_string())
+        }
+        Tool::FioUring => peers::run_fio_uring(
+            &programs[&Peer::FioUring],
+            path,
+            dir,
+            bs,
+            c.depth,
+            commands,
+            offset,
+            span,
         ),
         Tool::Fio => peers::run_fio(
             &programs[&Peer::Fio],

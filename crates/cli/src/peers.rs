@@ -1,6 +1,8 @@
 //! The peers `sgmap bench --peers` runs beside sgmap, on the same device and
 //! with the same transfers: sg3_utils' `sg_read` (indirect, `dio=1`,
-//! `mmap=1`) and fio's `sg` engine.
+//! `mmap=1`), fio's `sg` engine, and fio's `io_uring` engine on the same
+//! disk's block device (`/dev/sdX`, `--direct=1`: the block layer's figure
+//! for the disk, beside sgmap's io_uring transport).
 //!
 //! How each is run, so that the comparison is like with like:
 //! - `sg_read` re-reads the same blocks (from `skip`) with every command; it
@@ -27,6 +29,8 @@ pub(crate) enum Peer {
     SgRead,
     /// fio's `sg` engine.
     Fio,
+    /// fio's `io_uring` engine on the disk's block device, `--direct=1`.
+    FioUring,
 }
 
 impl Peer {
@@ -34,7 +38,7 @@ impl Peer {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Peer::SgRead => "sg_read",
-            Peer::Fio => "fio",
+            Peer::Fio | Peer::FioUring => "fio",
         }
     }
 
@@ -42,7 +46,7 @@ impl Peer {
     pub(crate) fn package(self) -> &'static str {
         match self {
             Peer::SgRead => "sg3-utils",
-            Peer::Fio => "fio",
+            Peer::Fio | Peer::FioUring => "fio",
         }
     }
 }
@@ -53,7 +57,8 @@ impl std::str::FromStr for Peer {
         match s {
             "sg_read" | "sg3_utils" | "sg3-utils" => Ok(Peer::SgRead),
             "fio" => Ok(Peer::Fio),
-            _ => Err(format!("unknown peer `{s}`: use sg_read or fio")),
+            "fio_uring" | "fio-uring" => Ok(Peer::FioUring),
+            _ => Err(format!("unknown peer `{s}`: use sg_read, fio or fio_uring")),
         }
     }
 }
@@ -94,7 +99,8 @@ pub(crate) fn sg_read_args(
     match way {
         Way::Mmap => a.push("mmap=1".into()),
         Way::Direct => a.push("dio=1".into()),
-        Way::Indirect => {}
+        // run_sg_read refuses uring: sg_read has no io_uring.
+        Way::Indirect | Way::Uring => {}
     }
     a
 }
@@ -165,6 +171,9 @@ pub(crate) fn run_sg_read(
     commands: u64,
     skip: u64,
 ) -> Result<Sample, String> {
+    if way == Way::Uring {
+        return Err("sg_read has no io_uring transport".into());
+    }
     let args = sg_read_args(device, way, block, bs, commands, skip);
     let out = Command::new(program)
         .args(&args)
@@ -199,7 +208,7 @@ pub(crate) fn run_sg_read(
             modes.direct = o.commands - o.dio_incomplete.min(o.commands);
             modes.indirect = o.dio_incomplete.min(o.commands);
         }
-        Way::Indirect => modes.indirect = o.commands,
+        Way::Indirect | Way::Uring => modes.indirect = o.commands,
     }
     Ok(Sample {
         commands: o.commands,
@@ -333,6 +342,107 @@ pub(crate) fn run_fio(
     })
 }
 
+/// The block device (`/dev/sdX`) of the sg node `device`, from sysfs
+/// (`/sys/class/scsi_generic/sgN/device/block/`); an error saying what to
+/// load when there is none.
+pub(crate) fn block_device_of(device: &Path) -> Result<PathBuf, String> {
+    let name = device
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let dir = format!("/sys/class/scsi_generic/{name}/device/block");
+    let first = std::fs::read_dir(&dir)
+        .ok()
+        .and_then(|d| d.flatten().next())
+        .map(|e| e.file_name());
+    match first {
+        Some(n) => Ok(Path::new("/dev").join(n)),
+        None => Err(format!(
+            "{} has no block device ({dir} is empty or missing): load the sd driver (modprobe sd_mod) \
+             for fio's io_uring engine on /dev/sdX",
+            device.display()
+        )),
+    }
+}
+
+/// The command line of one fio `io_uring` run on a block device: `commands`
+/// transfers of `bs` bytes with `depth` in flight, `--direct=1` (the page
+/// cache out of the way) and registered buffers, cycling over `span` bytes
+/// from `offset`.
+pub(crate) fn fio_uring_args(
+    block_dev: &Path,
+    dir: Dir,
+    bs: usize,
+    depth: usize,
+    commands: u64,
+    offset: u64,
+    span: u64,
+) -> Vec<String> {
+    vec![
+        "--name=sgmap-peer-uring".into(),
+        "--ioengine=io_uring".into(),
+        format!("--filename={}", block_dev.display()),
+        format!("--rw={}", dir.name()),
+        format!("--bs={bs}"),
+        format!("--iodepth={depth}"),
+        "--direct=1".into(),
+        // Registered buffers, as sgmap's io_uring transport uses.
+        "--fixedbufs=1".into(),
+        format!("--offset={offset}"),
+        format!("--size={span}"),
+        format!("--io_size={}", commands * bs as u64),
+        "--invalidate=0".into(),
+        "--gtod_reduce=1".into(),
+        "--output-format=json".into(),
+    ]
+}
+
+/// Runs fio's io_uring engine once on the block device of `device`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_fio_uring(
+    program: &Path,
+    device: &Path,
+    dir: Dir,
+    bs: usize,
+    depth: usize,
+    commands: u64,
+    offset: u64,
+    span: u64,
+) -> Result<Sample, String> {
+    let block_dev = block_device_of(device)?;
+    let args = fio_uring_args(&block_dev, dir, bs, depth, commands, offset, span);
+    let out = Command::new(program)
+        .args(&args)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        return Err(format!(
+            "`fio {}` failed ({}): {}{}",
+            args.join(" "),
+            out.status,
+            stdout.trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let o = parse_fio(&stdout, dir).map_err(|e| format!("`fio {}`: {e}", args.join(" ")))?;
+    let wall = Duration::from_millis(o.runtime_ms);
+    let cpu = wall.mul_f64(o.cpu_percent / 100.0);
+    Ok(Sample {
+        commands: o.ios,
+        bytes: o.bytes,
+        wall,
+        cpu: Some(CpuTime {
+            user: cpu,
+            system: Duration::ZERO,
+        }),
+        modes: ModeCounts {
+            direct: o.ios,
+            ..ModeCounts::default()
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,6 +499,22 @@ mod tests {
         ] {
             assert!(a.iter().any(|x| x == want), "{want} missing from {a:?}");
         }
+    }
+
+    #[test]
+    fn fio_uring_runs_direct_on_the_block_device() {
+        let a = fio_uring_args(Path::new("/dev/sda"), Dir::Read, 4096, 64, 10, 0, 4096);
+        for want in [
+            "--ioengine=io_uring",
+            "--filename=/dev/sda",
+            "--direct=1",
+            "--iodepth=64",
+            "--io_size=40960",
+        ] {
+            assert!(a.iter().any(|x| x == want), "{want} missing from {a:?}");
+        }
+        assert_eq!("fio_uring".parse::<Peer>(), Ok(Peer::FioUring));
+        assert_eq!(Peer::FioUring.name(), "fio");
     }
 
     #[test]

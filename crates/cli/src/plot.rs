@@ -239,6 +239,7 @@ mod tests {
             vs_copy: None,
             vs_sg_read: None,
             vs_fio: None,
+            vs_floor: None,
         }
     }
 

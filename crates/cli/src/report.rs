@@ -21,6 +21,11 @@ pub(crate) enum Tool {
     SgRead,
     /// fio's sg engine.
     Fio,
+    /// The bare io_uring loop on the bsg node (no sgmap types): the floor
+    /// of sgmap's io_uring transport.
+    Bare,
+    /// fio's io_uring engine on the disk's block device (`--direct=1`).
+    FioUring,
 }
 
 impl Tool {
@@ -29,6 +34,8 @@ impl Tool {
             Tool::Sgmap => "sgmap",
             Tool::SgRead => "sg_read",
             Tool::Fio => "fio",
+            Tool::Bare => "bare",
+            Tool::FioUring => "fio_uring",
         }
     }
 }
@@ -73,6 +80,9 @@ pub(crate) struct Row {
     pub vs_sg_read: Option<f64>,
     /// This row ÷ fio's sg engine at the same direction, size and depth.
     pub vs_fio: Option<f64>,
+    /// sgmap uring rows: ÷ the bare io_uring floor at the same size and depth.
+    #[serde(default)]
+    pub vs_floor: Option<f64>,
 }
 
 /// A floor's medians.
@@ -177,6 +187,9 @@ impl Collected {
             let sg_read = (k.tool == Tool::Sgmap)
                 .then(|| runs_of(&same(Tool::SgRead, k.mode)))
                 .flatten();
+            let floor = (k.tool == Tool::Sgmap && k.mode == "uring")
+                .then(|| runs_of(&same(Tool::Bare, "uring")))
+                .flatten();
             let fio = (k.tool != Tool::Fio)
                 .then(|| runs_of(&same(Tool::Fio, "indirect")))
                 .flatten();
@@ -207,6 +220,7 @@ impl Collected {
                 ),
                 vs_sg_read: cmd_ratio(sg_read),
                 vs_fio: cmd_ratio(fio),
+                vs_floor: cmd_ratio(floor),
             });
         }
         rows
@@ -261,7 +275,7 @@ pub(crate) fn table(doc: &BenchDoc) -> String {
     s.push('\n');
     let _ = writeln!(
         s,
-        "{:<6} {:>9} {:>5} {:<17} {:>9} {:>9} {:>9} {:>8} {:>6} {:>6} {:>8} {:>6}",
+        "{:<6} {:>9} {:>5} {:<17} {:>9} {:>9} {:>9} {:>8} {:>6} {:>6} {:>8} {:>6} {:>6}",
         "dir",
         "size",
         "depth",
@@ -273,7 +287,8 @@ pub(crate) fn table(doc: &BenchDoc) -> String {
         "÷TUR",
         "÷copy",
         "÷sg_read",
-        "÷fio"
+        "÷fio",
+        "÷floor"
     );
     let mut last = None;
     for r in &doc.results {
@@ -284,7 +299,7 @@ pub(crate) fn table(doc: &BenchDoc) -> String {
         last = Some(group);
         let _ = writeln!(
             s,
-            "{:<6} {:>9} {:>5} {:<17} {:>9.1} {:>9} {:>9} {:>8} {:>6} {:>6} {:>8} {:>6}{}",
+            "{:<6} {:>9} {:>5} {:<17} {:>9.1} {:>9} {:>9} {:>8} {:>6} {:>6} {:>8} {:>6} {:>6}{}",
             r.dir,
             human(r.bs as u64),
             r.depth,
@@ -297,6 +312,7 @@ pub(crate) fn table(doc: &BenchDoc) -> String {
             x(r.vs_copy),
             x(r.vs_sg_read),
             x(r.vs_fio),
+            x(r.vs_floor),
             fell_back(r)
         );
     }
@@ -321,7 +337,7 @@ fn fell_back(r: &Row) -> String {
     let total = m.mmap + m.direct + m.indirect + m.mixed;
     let own = match r.mode.as_str() {
         "mmap" => m.mmap,
-        "direct" => m.direct,
+        "direct" | "uring" => m.direct,
         _ => m.indirect,
     };
     if total > 0 && own < total {

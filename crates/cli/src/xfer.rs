@@ -12,7 +12,8 @@ use clap::Args;
 use serde::Serialize;
 use sgmap::stream::{self, StreamMode};
 use sgmap::{BlockIo, Device};
-use sgmap_benches::{CpuTime, Cycle, DeviceFacts, Dir, ModeCounts, Session, Way};
+use sgmap_benches::uring::{kernel_has_uring, kernel_release, MAX_URING_DEPTH};
+use sgmap_benches::{CpuTime, Cycle, DeviceFacts, Dir, ModeCounts, Session, UringSession, Way};
 
 use crate::size::{human, parse_bytes, parse_usize};
 use crate::{print_json, progress, Failure, Output, Result};
@@ -20,15 +21,48 @@ use crate::{print_json, progress, Failure, Output, Result};
 /// The most mapped fds `--mode mmap --depth N` opens.
 const MAX_MMAP_DEPTH: usize = 256;
 
+/// What `--mode` asks for: one transport, or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ModeArg {
+    /// io_uring on bsg where the kernel has it (Linux 7.1+), else mmap (the
+    /// mmap fd pool at depth > 1).
+    Auto,
+    /// Exactly this transport.
+    Way(Way),
+}
+
+impl ModeArg {
+    fn name(self) -> &'static str {
+        match self {
+            ModeArg::Auto => "auto",
+            ModeArg::Way(w) => w.name(),
+        }
+    }
+}
+
+impl std::str::FromStr for ModeArg {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        if s.eq_ignore_ascii_case("auto") {
+            return Ok(ModeArg::Auto);
+        }
+        s.parse::<Way>()
+            .map(ModeArg::Way)
+            .map_err(|e| format!("{e}, or auto"))
+    }
+}
+
 /// Options shared by `read` and `write`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct Common {
     /// The sg device, e.g. /dev/sg0.
     pub device: PathBuf,
     /// How data moves: mmap (the fd's reserved buffer mapped into sgmap),
-    /// direct (the kernel pins sgmap's pages) or indirect (the kernel copies).
+    /// direct (the kernel pins sgmap's pages), indirect (the kernel copies),
+    /// uring (io_uring on the bsg node with registered buffers, Linux 7.1+)
+    /// or auto (uring where the kernel has it, else mmap).
     #[arg(long, default_value = "mmap")]
-    pub mode: Way,
+    pub mode: ModeArg,
     /// Bytes per command (suffixes k, m: 64k, 1m); a whole number of blocks.
     #[arg(long, default_value = "64k", value_parser = parse_usize)]
     pub bs: usize,
@@ -87,7 +121,16 @@ pub(crate) struct WriteArgs {
 pub(crate) struct XferReport {
     device: String,
     command: &'static str,
+    /// The transport that really ran: mmap, direct, indirect or uring.
     mode: &'static str,
+    /// The same: `uring`, or the sg mode.
+    transport: &'static str,
+    /// What --mode asked for (`auto`, or a transport).
+    mode_requested: &'static str,
+    /// Why `--mode auto` did not run uring (`None`: it did, or no auto).
+    auto_fallback: Option<String>,
+    /// The bsg node io_uring drove (uring only).
+    bsg_node: Option<String>,
     bs: usize,
     depth: usize,
     offset: u64,
@@ -234,6 +277,7 @@ fn check_back(
 #[allow(clippy::too_many_arguments)]
 fn stream_transfer(
     c: &Common,
+    way: Way,
     dir: Dir,
     range: Range<u64>,
     block: usize,
@@ -244,10 +288,10 @@ fn stream_transfer(
     fail: &dyn Fn(String) -> Failure,
 ) -> Result<(u64, ModeCounts)> {
     let op = dir.name();
-    let mode = match c.mode {
-        Way::Mmap => StreamMode::Mmap,
+    let mode = match way {
         Way::Direct => StreamMode::Direct,
         Way::Indirect => StreamMode::Indirect,
+        Way::Mmap | Way::Uring => StreamMode::Mmap,
     };
     let opts = stream::Options::new(mode)
         .transfer_bytes(c.bs)
@@ -264,7 +308,7 @@ fn stream_transfer(
                     .map_err(|e| fail(format!("cannot write to stdout: {e}")))?,
             }
             if let Some(v) = verifier.as_mut() {
-                check_back(v, lba, data, c.mode, op, fail)?;
+                check_back(v, lba, data, way, op, fail)?;
             }
             bar.add(data.len() as u64);
             Ok::<(), Failure>(())
@@ -286,28 +330,7 @@ fn stream_transfer(
             })?;
             // With several writes in flight, read everything back once they are done.
             if let Some(v) = verifier.as_mut() {
-                let mut file = match source {
-                    Source::File(_, p) => Some(File::open(&*p).map_err(|e| {
-                        fail(format!("cannot reopen {} to verify: {e}", p.display()))
-                    })?),
-                    Source::Pattern(_) => None,
-                };
-                let chunk_blocks = (c.bs / block).max(1) as u64;
-                let mut want = vec![0u8; c.bs];
-                let mut lba = range.start;
-                while lba < range.end {
-                    let n = (range.end - lba).min(chunk_blocks) as usize * block;
-                    let want = &mut want[..n];
-                    match (&mut file, &*source) {
-                        (Some(f), _) => f
-                            .read_exact(want)
-                            .map_err(|e| fail(format!("cannot reread the --in file: {e}")))?,
-                        (None, Source::Pattern(seed)) => pattern(*seed, lba, block, want),
-                        (None, Source::File(..)) => {}
-                    }
-                    check_back(v, lba, want, c.mode, op, fail)?;
-                    lba += chunk_blocks;
-                }
+                verify_written(v, range.clone(), c.bs, block, source, way, fail)?;
             }
             totals
         }
@@ -320,6 +343,106 @@ fn stream_transfer(
         _ => modes.indirect = totals.commands,
     }
     Ok((totals.commands, modes))
+}
+
+/// Reads the blocks `range` back through the verifier's fd, `bs` bytes at a
+/// time, and compares them with what was written from `source` (the
+/// pattern, or the --in file read again from its start).
+fn verify_written(
+    v: &mut (Device, Vec<u8>),
+    range: Range<u64>,
+    bs: usize,
+    block: usize,
+    source: &Source,
+    way: Way,
+    fail: &dyn Fn(String) -> Failure,
+) -> Result<()> {
+    let mut file = match source {
+        Source::File(_, p) => Some(
+            File::open(p)
+                .map_err(|e| fail(format!("cannot reopen {} to verify: {e}", p.display())))?,
+        ),
+        Source::Pattern(_) => None,
+    };
+    let chunk_blocks = (bs / block).max(1) as u64;
+    let mut want = vec![0u8; chunk_blocks as usize * block];
+    let mut lba = range.start;
+    while lba < range.end {
+        let n = (range.end - lba).min(chunk_blocks) as usize * block;
+        let want = &mut want[..n];
+        match (&mut file, source) {
+            (Some(f), _) => f
+                .read_exact(want)
+                .map_err(|e| fail(format!("cannot reread the --in file: {e}")))?,
+            (None, Source::Pattern(seed)) => pattern(*seed, lba, block, want),
+            (None, Source::File(..)) => {}
+        }
+        check_back(v, lba, want, way, "write", fail)?;
+        lba += chunk_blocks;
+    }
+    Ok(())
+}
+
+/// Moves the blocks `range` through io_uring on the bsg node (`session`,
+/// `c.depth` registered buffers in flight), data in LBA order.
+#[allow(clippy::too_many_arguments)]
+fn uring_transfer(
+    c: &Common,
+    session: &mut UringSession,
+    dir: Dir,
+    range: Range<u64>,
+    block: usize,
+    sink: &mut Sink,
+    source: &mut Source,
+    verifier: &mut Option<(Device, Vec<u8>)>,
+    bar: &mut progress::Meter,
+    fail: &dyn Fn(String) -> Failure,
+) -> Result<(u64, ModeCounts)> {
+    let op = dir.name();
+    let bar = std::cell::RefCell::new(bar);
+    let commands = {
+        let mut verifier_r = verifier.as_mut();
+        session.stream(
+            range.clone(),
+            c.bs,
+            |lba, buf: &mut [u8]| {
+                match &mut *source {
+                    Source::Pattern(seed) => pattern(*seed, lba, block, buf),
+                    Source::File(f, p) => f.read_exact(buf).map_err(|e| {
+                        fail(format!(
+                            "cannot read {} bytes from {}: {e}",
+                            buf.len(),
+                            p.display()
+                        ))
+                    })?,
+                }
+                bar.borrow_mut().add(buf.len() as u64);
+                Ok::<(), Failure>(())
+            },
+            |lba, data: &[u8]| {
+                match &mut *sink {
+                    Sink::None => {}
+                    Sink::File(f, p) => f
+                        .write_all(data)
+                        .map_err(|e| fail(format!("cannot write to {}: {e}", p.display())))?,
+                    Sink::Stdout(out) => out
+                        .write_all(data)
+                        .map_err(|e| fail(format!("cannot write to stdout: {e}")))?,
+                }
+                if let Some(v) = verifier_r.as_mut() {
+                    check_back(v, lba, data, Way::Uring, op, fail)?;
+                }
+                bar.borrow_mut().add(data.len() as u64);
+                Ok::<(), Failure>(())
+            },
+        )?
+    };
+    if dir == Dir::Write {
+        if let Some(v) = verifier.as_mut() {
+            verify_written(v, range, c.bs, block, source, Way::Uring, fail)?;
+        }
+    }
+    Ok((commands, session.modes()))
 }
 
 /// Fills `buf` with the pattern of `seed` for blocks from `lba`.
@@ -353,16 +476,61 @@ fn transfer(
             "{dev_name}: {op}: --depth must be at least 1"
         )));
     }
-    let most = match c.mode {
+    // What runs: --mode auto takes io_uring where the kernel has it (and the
+    // ring really opens), else mmap; the reason goes into the report.
+    let (mut way, mut auto_fallback) = match c.mode {
+        ModeArg::Way(w) => (w, None),
+        ModeArg::Auto => match kernel_has_uring() {
+            Some(true) => (Way::Uring, None),
+            _ => (
+                Way::Mmap,
+                Some(format!(
+                    "Linux {} has no SCSI passthrough through io_uring on bsg ({} or later needed)",
+                    kernel_release(),
+                    sgmap::RING_NEEDS_KERNEL
+                )),
+            ),
+        },
+    };
+    let mut uring = None;
+    if way == Way::Uring {
+        if c.depth > MAX_URING_DEPTH {
+            return Err(Failure(format!(
+                "{dev_name}: {op}: --depth {}: the io_uring transport keeps at most {MAX_URING_DEPTH} commands in flight",
+                c.depth
+            )));
+        }
+        if c.span.is_some() {
+            return Err(Failure(format!(
+                "{dev_name}: {op}: --span re-reads the same blocks with the sg modes at --depth 1; \
+                 the io_uring transport streams through the range once: drop --span or use --mode mmap"
+            )));
+        }
+        match UringSession::open(&c.device, dir, c.bs, c.depth) {
+            Ok(s) => uring = Some(s),
+            Err(e) if c.mode == ModeArg::Auto => {
+                way = Way::Mmap;
+                auto_fallback = Some(format!("io_uring on bsg did not open: {}", e.report()));
+            }
+            Err(e) => {
+                return Err(Failure(format!(
+                    "{dev_name}: {op}: --mode uring: {}",
+                    Failure::from(e).0
+                )))
+            }
+        }
+    }
+    let most = match way {
         Way::Mmap => MAX_MMAP_DEPTH,
+        Way::Uring => MAX_URING_DEPTH,
         _ => sgmap::MAX_IN_FLIGHT,
     };
     if c.depth > most {
         return Err(Failure(format!(
             "{dev_name}: {op}: --depth {}: {} IO keeps at most {most} commands in flight{}",
             c.depth,
-            c.mode,
-            if c.mode == Way::Mmap {
+            way,
+            if way == Way::Mmap {
                 " (one fd and mapped buffer each)"
             } else {
                 " on one fd (the sg driver's limit); --mode mmap uses one fd per command"
@@ -456,13 +624,27 @@ fn transfer(
     } else {
         None
     };
-    let mut bar = progress::Meter::bytes(total, c.output.quiet, format!("{op} {}", c.mode));
+    let mut bar = progress::Meter::bytes(total, c.output.quiet, format!("{op} {way}"));
     let cpu0 = CpuTime::now();
     let t0 = Instant::now();
-    let (commands, modes) = if c.depth > 1 {
+    let (commands, modes) = if let Some(session) = uring.as_mut() {
+        uring_transfer(
+            c,
+            session,
+            dir,
+            start..start + total / block,
+            block as usize,
+            &mut sink,
+            &mut source,
+            &mut verifier,
+            &mut bar,
+            &fail,
+        )?
+    } else if c.depth > 1 {
         let range = start..start + total / block;
         stream_transfer(
             c,
+            way,
             dir,
             range,
             block as usize,
@@ -473,7 +655,7 @@ fn transfer(
             &fail,
         )?
     } else {
-        let mut session = Session::open(&c.device, c.mode, dir, c.bs)?;
+        let mut session = Session::open(&c.device, way, dir, c.bs)?;
         let mut done = 0u64;
         let mut commands = 0u64;
         while done < total {
@@ -506,7 +688,7 @@ fn transfer(
                 }
             }
             if let Some(v) = &mut verifier {
-                check_back(v, lba, &session.data()[..len], c.mode, op, &fail)?;
+                check_back(v, lba, &session.data()[..len], way, op, &fail)?;
             }
             done += len as u64;
             commands += 1;
@@ -537,7 +719,11 @@ fn transfer(
     let report = XferReport {
         device: dev_name.clone(),
         command: op,
-        mode: c.mode.name(),
+        mode: way.name(),
+        transport: way.name(),
+        mode_requested: c.mode.name(),
+        auto_fallback: auto_fallback.clone(),
+        bsg_node: uring.as_ref().map(|u| u.bsg_path().display().to_string()),
         bs: c.bs,
         depth: c.depth,
         offset: c.offset,
@@ -571,8 +757,26 @@ fn transfer(
                 .map_or("?".to_string(), |v| format!("{v:.1}")),
             if c.verify { "; verified" } else { "" }
         );
-        if c.mode != Way::Mmap && modes.of(c.mode) < modes.total() {
-            text += &fallback_note(c.mode, modes);
+        match (&uring, &auto_fallback) {
+            (Some(u), _) => {
+                text += &format!(
+                    "\ntransport: io_uring on {} ({} registered buffers{})",
+                    u.bsg_path().display(),
+                    c.depth,
+                    if c.mode == ModeArg::Auto {
+                        "; --mode auto chose it"
+                    } else {
+                        ""
+                    }
+                )
+            }
+            (None, Some(why)) => {
+                text += &format!("\ntransport: {way} (--mode auto fell back: {why})")
+            }
+            (None, None) => {}
+        }
+        if way != Way::Mmap && way != Way::Uring && modes.of(way) < modes.total() {
+            text += &fallback_note(way, modes);
         }
         if matches!(sink, Sink::Stdout(_)) {
             eprintln!("{text}");

@@ -30,6 +30,24 @@ fn main() -> std::process::ExitCode {
             errors,
         ),
         KernelTest::scsi_debug("bench_json_compares_modes_floors_and_peers", bench),
+        KernelTest::scsi_debug_on_linux(
+            "uring_read_out_is_byte_identical_to_mmap_read_out",
+            V7_1,
+            uring_read_matches_mmap,
+        ),
+        KernelTest::scsi_debug_on_linux(
+            "uring_write_verify_then_mmap_reads_it",
+            V7_1,
+            uring_write_verify,
+        ),
+        KernelTest::scsi_debug(
+            "auto_mode_reports_the_transport_that_ran",
+            auto_reports_the_transport,
+        ),
+        KernelTest::scsi_debug(
+            "uring_mode_before_7_1_fails_saying_what_is_missing",
+            uring_mode_needs_7_1,
+        ),
     ])
 }
 
@@ -480,7 +498,7 @@ fn errors(ctx: &Ctx) -> Result<(), Failed> {
     let out = sgmap(&["read", d, "--mode", "zero-copy"])?;
     ensure_eq(out.status.code(), Some(2), "exit code of a usage error")?;
     ensure(
-        String::from_utf8_lossy(&out.stderr).contains("mmap, direct or indirect"),
+        String::from_utf8_lossy(&out.stderr).contains("mmap, direct, indirect or uring"),
         "the usage error lists the modes",
     )
 }
@@ -646,4 +664,290 @@ fn bench(ctx: &Ctx) -> Result<(), Failed> {
     )?;
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// The first kernel with SCSI passthrough through io_uring on bsg.
+const V7_1: (u32, u32) = (7, 1);
+
+fn release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Reads `len` bytes at `offset` with extra arguments into `out`; returns the JSON.
+fn read_to(
+    ctx: &Ctx,
+    offset: &str,
+    len: usize,
+    out: &Path,
+    extra: &[&str],
+) -> Result<Value, Failed> {
+    let len = len.to_string();
+    let mut args = vec![
+        "read",
+        dev(ctx),
+        "--bs",
+        "16k",
+        "--offset",
+        offset,
+        "--size",
+        &len,
+        "--out",
+        out.to_str().unwrap_or_default(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    json(&args)
+}
+
+/// A uring read (depth 1 and 8, registered buffers) writes the very bytes an
+/// mmap read of the same blocks writes, in LBA order, and says it ran uring.
+fn uring_read_matches_mmap(ctx: &Ctx) -> Result<(), Failed> {
+    let dir = scratch("uring-read")?;
+    let info = json(&["info", dev(ctx), "--json"])?;
+    let block = u(&info["capacity"]["block_size"], "block size")? as usize;
+    let len = 29 * 16384 + 8192;
+    let mut data = vec![0u8; len];
+    pattern(91, 0, block, &mut data);
+    let input = dir.join("in");
+    std::fs::write(&input, &data).map_err(|e| format!("write {}: {e}", input.display()))?;
+    let offset = (60u64 << 20).to_string();
+    json(&[
+        "write",
+        dev(ctx),
+        "--mode",
+        "indirect",
+        "--bs",
+        "64k",
+        "--offset",
+        &offset,
+        "--in",
+        input.to_str().unwrap_or_default(),
+        "--json",
+    ])?;
+    let mmap_out = dir.join("mmap");
+    read_to(ctx, &offset, len, &mmap_out, &["--mode", "mmap"])?;
+    let want = std::fs::read(&mmap_out).map_err(|e| format!("read {}: {e}", mmap_out.display()))?;
+    ensure(want == data, "the mmap read brings back what was written")?;
+    for depth in ["1", "8"] {
+        let out = dir.join(format!("uring-{depth}"));
+        let r = read_to(
+            ctx,
+            &offset,
+            len,
+            &out,
+            &["--mode", "uring", "--depth", depth, "--verify"],
+        )?;
+        ensure_eq(r["transport"].as_str(), Some("uring"), "transport")?;
+        ensure_eq(r["mode"].as_str(), Some("uring"), "mode")?;
+        ensure_eq(
+            r["mode_requested"].as_str(),
+            Some("uring"),
+            "mode_requested",
+        )?;
+        ensure(r["auto_fallback"].is_null(), format!("no fallback: {r}"))?;
+        ensure(
+            r["bsg_node"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("/dev/bsg/")),
+            format!("bsg node: {r}"),
+        )?;
+        ensure_eq(
+            u(&r["commands"], "commands")?,
+            30,
+            "commands (29 full, 1 short)",
+        )?;
+        ensure_eq(
+            u(&r["modes_seen"]["direct"], "direct")?,
+            30,
+            "registered buffers ran zero-copy",
+        )?;
+        ensure_eq(r["verified"].as_bool(), Some(true), "verified")?;
+        let got = std::fs::read(&out).map_err(|e| format!("read {}: {e}", out.display()))?;
+        ensure_eq(got.len(), want.len(), "bytes in the --out file")?;
+        if let Some(i) = got.iter().zip(&want).position(|(a, b)| a != b) {
+            return Err(format!(
+                "uring depth {depth}: first difference from the mmap read at byte {i}"
+            )
+            .into());
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// A uring write at depth 16 with --verify, then read back through mmap.
+fn uring_write_verify(ctx: &Ctx) -> Result<(), Failed> {
+    let dir = scratch("uring-write")?;
+    let info = json(&["info", dev(ctx), "--json"])?;
+    let block = u(&info["capacity"]["block_size"], "block size")? as usize;
+    let len = 41 * 16384;
+    let mut data = vec![0u8; len];
+    pattern(93, 0, block, &mut data);
+    let input = dir.join("in");
+    std::fs::write(&input, &data).map_err(|e| format!("write {}: {e}", input.display()))?;
+    let offset = (70u64 << 20).to_string();
+    let w = json(&[
+        "write",
+        dev(ctx),
+        "--mode",
+        "uring",
+        "--depth",
+        "16",
+        "--bs",
+        "16k",
+        "--offset",
+        &offset,
+        "--in",
+        input.to_str().unwrap_or_default(),
+        "--verify",
+        "--json",
+    ])?;
+    ensure_eq(w["transport"].as_str(), Some("uring"), "transport")?;
+    ensure_eq(w["verified"].as_bool(), Some(true), "write verified")?;
+    ensure_eq(u(&w["commands"], "commands")?, 41, "write commands")?;
+    let out = dir.join("back");
+    read_to(ctx, &offset, len, &out, &["--mode", "mmap"])?;
+    let got = std::fs::read(&out).map_err(|e| format!("read {}: {e}", out.display()))?;
+    ensure(
+        got == data,
+        "an mmap read brings back what the uring write wrote",
+    )?;
+    // The pattern too, verified, at depth 1.
+    let p = json(&[
+        "write",
+        dev(ctx),
+        "--mode",
+        "uring",
+        "--bs",
+        "16k",
+        "--count",
+        "5",
+        "--offset",
+        &offset,
+        "--seed",
+        "4",
+        "--verify",
+        "--json",
+    ])?;
+    ensure_eq(
+        p["verified"].as_bool(),
+        Some(true),
+        "pattern write verified",
+    )?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// `--mode auto` reports what really ran: uring on 7.1+, mmap (depth 1) or
+/// the mmap pool (depth 4) before, with the reason.
+fn auto_reports_the_transport(ctx: &Ctx) -> Result<(), Failed> {
+    let kernel = sgmap_testkit::kernel_version().ok_or("kernel version")?;
+    let rel = release();
+    let offset = (20u64 << 20).to_string();
+    for depth in ["1", "4"] {
+        let r = json(&[
+            "read",
+            dev(ctx),
+            "--mode",
+            "auto",
+            "--depth",
+            depth,
+            "--bs",
+            "16k",
+            "--count",
+            "8",
+            "--offset",
+            &offset,
+            "--verify",
+            "--json",
+        ])?;
+        ensure_eq(r["mode_requested"].as_str(), Some("auto"), "mode_requested")?;
+        ensure_eq(r["verified"].as_bool(), Some(true), "verified")?;
+        if kernel >= V7_1 {
+            ensure_eq(
+                r["transport"].as_str(),
+                Some("uring"),
+                format!("Linux {rel}, depth {depth}: auto picks uring"),
+            )?;
+            ensure(
+                r["auto_fallback"].is_null(),
+                format!("no fallback on Linux {rel}: {r}"),
+            )?;
+            ensure_eq(
+                u(&r["modes_seen"]["direct"], "direct")?,
+                8,
+                "uring commands",
+            )?;
+        } else {
+            ensure_eq(
+                r["transport"].as_str(),
+                Some("mmap"),
+                format!("Linux {rel}, depth {depth}: auto falls back to mmap"),
+            )?;
+            ensure_eq(u(&r["modes_seen"]["mmap"], "mmap")?, 8, "mmap commands")?;
+            let why = r["auto_fallback"].as_str().unwrap_or_default();
+            for needle in ["Linux 7.1", "io_uring", rel.as_str()] {
+                ensure(
+                    why.contains(needle),
+                    format!("auto_fallback lacks `{needle}`: {r}"),
+                )?;
+            }
+        }
+    }
+    // The text form says it too.
+    let out = sgmap(&[
+        "read",
+        dev(ctx),
+        "--mode",
+        "auto",
+        "--bs",
+        "16k",
+        "--count",
+        "2",
+        "--offset",
+        &offset,
+    ])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let want = if kernel >= V7_1 {
+        "--mode auto chose it"
+    } else {
+        "--mode auto fell back"
+    };
+    ensure(
+        out.status.success() && text.contains("transport:") && text.contains(want),
+        format!("text output: {text}"),
+    )
+}
+
+/// `--mode uring` before Linux 7.1 fails naming the device, what is missing
+/// and the kernel needed; on 7.1+ the same command runs.
+fn uring_mode_needs_7_1(ctx: &Ctx) -> Result<(), Failed> {
+    let kernel = sgmap_testkit::kernel_version().ok_or("kernel version")?;
+    let d = dev(ctx);
+    let args = ["read", d, "--mode", "uring", "--bs", "16k", "--count", "2"];
+    if kernel >= V7_1 {
+        let r = json(&[&args[..], &["--json"]].concat())?;
+        return ensure_eq(r["transport"].as_str(), Some("uring"), "transport on 7.1+");
+    }
+    let rel = release();
+    let node = sgmap::bsg_node(&ctx.device)?;
+    fails_with(
+        &args,
+        &[
+            d,
+            "--mode uring",
+            "io_uring",
+            "Linux 7.1",
+            &format!("Linux {rel}"),
+            &node.display().to_string(),
+        ],
+    )?;
+    // A usage error names the new modes.
+    let out = sgmap(&["read", d, "--mode", "zero-copy"])?;
+    ensure(
+        String::from_utf8_lossy(&out.stderr).contains("uring, or auto"),
+        "the usage error lists uring and auto",
+    )
 }
