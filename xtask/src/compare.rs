@@ -7,7 +7,13 @@
 //!   `mmap=1`) and fio's sg engine, against the TEST UNIT READY and
 //!   single-copy floors;
 //! - phase `latency` (`ndelay=100000`, 100 µs per command): sgmap and fio at
-//!   depths 1 and 16.
+//!   depths 1 and 16;
+//! - on Linux 7.1 and later both phases add sgmap's io_uring transport, the
+//!   bare io_uring floor (`÷floor`) and fio's io_uring engine on the disk's
+//!   block device (`sd_mod` loaded, `--direct=1`), at depths 1, 4 and 16
+//!   (sync) and 1, 16 and 64 (latency), and the io_uring targets are judged
+//!   on the spread of their per-round ratios (a spread covering the
+//!   threshold is a tie).
 //!
 //! The runs are interleaved and the figures are medians (see `sgmap bench`).
 //! One table goes to stdout and to `target/compare/compare.md`, everything
@@ -70,10 +76,18 @@ fn parse(args: &[String]) -> Result<Opts> {
     Ok(o)
 }
 
-/// One guest job: `sgmap bench` writing its JSON and plot into /run/out.
-fn job(sgmap: &Path, phase: &str, bench_args: &[&str]) -> Job {
+/// One guest job: `sgmap bench` writing its JSON and plot into /run/out,
+/// after loading `sd_mod` from `sd` when given (fio's io_uring engine runs
+/// on the disk's block device).
+fn job(sgmap: &Path, phase: &str, bench_args: &[&str], sd: Option<&Path>) -> Job {
+    let load = sd.map_or(String::new(), |m| {
+        format!(
+            "insmod {} || echo 'insmod sd_mod failed' >&2; sleep 1; ",
+            sh_quote(&m.display().to_string())
+        )
+    });
     let mut cmd = format!(
-        "exec {} bench \"$SGMAP_TEST_DEVICE\" --json --quiet --plot /run/out/{phase}.svg",
+        "{load}exec {} bench \"$SGMAP_TEST_DEVICE\" --json --quiet --plot /run/out/{phase}.svg",
         sh_quote(&sgmap.display().to_string())
     );
     for a in bench_args {
@@ -129,6 +143,28 @@ pub(crate) fn compare(ws: &Path, args: &[String]) -> Result<()> {
 fn compare_on(ws: &Path, which: Kernel, o: &Opts, sgmap: &Path, dest: &Path) -> Result<()> {
     let rounds = o.rounds.to_string();
     let run_ms = o.run_ms.to_string();
+    let tb = Testbed::ensure(ws, which)?;
+    // On 7.1+ the io_uring transport, its bare floor and fio's block-layer
+    // io_uring join; elsewhere one line says why they are absent.
+    let uring = tb.has_uring_passthrough();
+    if !uring {
+        eprintln!(
+            "xtask: no io_uring rows: Linux {} has no SCSI passthrough through io_uring (Linux 7.1+)",
+            tb.version()
+        );
+    }
+    let sd = uring.then(|| tb.scsi_module("sd_mod.ko"));
+    let (modes, sync_peers, sync_depths, lat_peers, lat_depths) = if uring {
+        (
+            "mmap,direct,indirect,uring",
+            "sg_read,fio,fio_uring",
+            "1,4,16",
+            "fio,fio_uring",
+            "1,16,64",
+        )
+    } else {
+        ("mmap,direct,indirect", "sg_read,fio", "1,16", "fio", "1,16")
+    };
     let phases = [
         Phase {
             name: "sync".into(),
@@ -138,17 +174,20 @@ fn compare_on(ws: &Path, which: Kernel, o: &Opts, sgmap: &Path, dest: &Path) -> 
                 sgmap,
                 "sync",
                 &[
+                    "--modes",
+                    modes,
                     "--peers",
-                    "sg_read,fio",
+                    sync_peers,
                     "--sizes",
                     &o.sizes,
                     "--depth",
-                    "1,16",
+                    sync_depths,
                     "--rounds",
                     &rounds,
                     "--run-ms",
                     &run_ms,
                 ],
+                sd.as_deref(),
             )],
         },
         Phase {
@@ -159,13 +198,13 @@ fn compare_on(ws: &Path, which: Kernel, o: &Opts, sgmap: &Path, dest: &Path) -> 
                 sgmap,
                 "latency",
                 &[
-                    "--peers", "fio", "--sizes", "4k,64k", "--depth", "1,16", "--rounds", &rounds,
-                    "--run-ms", &run_ms,
+                    "--modes", modes, "--peers", lat_peers, "--sizes", "4k,64k", "--depth",
+                    lat_depths, "--rounds", &rounds, "--run-ms", &run_ms,
                 ],
+                sd.as_deref(),
             )],
         },
     ];
-    let tb = Testbed::ensure(ws, which)?;
     eprintln!(
         "xtask: comparing sgmap with sg_read and fio in the test bed on Linux {} ({} rounds of ~{} ms runs per contender)",
         tb.version(),
@@ -371,7 +410,116 @@ fn evaluate(docs: &serde_json::Map<String, Value>) -> Vec<Value> {
                 .join(", ")
         },
     );
+    uring_targets(docs, &mut push);
     out
+}
+
+/// Per-round ratios of row `a` to row `b` (their runs are interleaved, so
+/// round `i` of each ran side by side): (median, lowest, highest).
+fn paired_spread(a: &Value, b: &Value) -> Option<(f64, f64, f64)> {
+    let xs = a["samples_commands_per_s"].as_array()?;
+    let ys = b["samples_commands_per_s"].as_array()?;
+    if xs.len() != ys.len() || xs.is_empty() {
+        return None;
+    }
+    let mut r: Vec<f64> = xs
+        .iter()
+        .zip(ys)
+        .filter_map(|(x, y)| Some(x.as_f64()? / y.as_f64().filter(|y| *y > 0.0)?))
+        .collect();
+    if r.is_empty() {
+        return None;
+    }
+    r.sort_by(f64::total_cmp);
+    let n = r.len();
+    let median = if n % 2 == 1 {
+        r[n / 2]
+    } else {
+        (r[n / 2 - 1] + r[n / 2]) / 2.0
+    };
+    Some((median, r[0], r[n - 1]))
+}
+
+/// A ratio target judged on its spread: met when even the lowest round
+/// reaches `at_least`, missed when even the highest falls short, and a tie
+/// (`None`) when the spread covers it.
+fn judge_spread(spread: Option<(f64, f64, f64)>, at_least: f64) -> (Option<bool>, String) {
+    match spread {
+        None => (None, "not measured".into()),
+        Some((m, lo, hi)) => {
+            let verdict = if lo >= at_least {
+                "met"
+            } else if hi < at_least {
+                "missed"
+            } else {
+                "TIE: the spread covers the threshold"
+            };
+            (
+                (lo >= at_least || hi < at_least).then_some(lo >= at_least),
+                format!("{m:.2} (rounds {lo:.2}–{hi:.2}): {verdict}"),
+            )
+        }
+    }
+}
+
+/// The io_uring transport's targets (Linux 7.1+ only).
+fn uring_targets(
+    docs: &serde_json::Map<String, Value>,
+    push: &mut impl FnMut(&str, Option<bool>, String),
+) {
+    let find =
+        |phase: &'static str, tool: &'static str, mode: &'static str, bs: u64, depth: u64| {
+            rows(docs, phase, move |r| {
+                is(r, tool, "read", depth) && r["mode"] == mode && r["bs"] == bs
+            })
+            .next()
+        };
+    if find("sync", "sgmap", "uring", 4096, 16).is_none() {
+        push(
+            "io_uring targets",
+            None,
+            "not measured: no uring rows (the kernel lacks SCSI passthrough through io_uring, Linux 7.1+)".into(),
+        );
+        return;
+    }
+    let both = |a: Option<&Value>, b: Option<&Value>| paired_spread(a?, b?);
+    let u16 = find("sync", "sgmap", "uring", 4096, 16);
+    let (met, d) = judge_spread(both(u16, find("sync", "sg_read", "mmap", 4096, 1)), 3.0);
+    push(
+        "(a) 4 KiB depth 16 uring >= 3x sg_read mmap (delay=0)",
+        met,
+        d,
+    );
+    let (met, d) = judge_spread(both(u16, find("sync", "bare", "uring", 4096, 16)), 0.9);
+    push(
+        "(a) 4 KiB depth 16 uring >= 0.9x the bare io_uring loop",
+        met,
+        d,
+    );
+    let (met, d) = judge_spread(
+        both(
+            find("latency", "sgmap", "uring", 4096, 64),
+            find("latency", "sgmap", "mmap", 4096, 16),
+        ),
+        2.0,
+    );
+    push(
+        "(b) ndelay=100000: 4 KiB uring depth 64 >= 2x sgmap mmap pool depth 16",
+        met,
+        d,
+    );
+    let (met, d) = judge_spread(
+        both(
+            find("sync", "sgmap", "uring", 1 << 20, 4),
+            find("sync", "sgmap", "mmap", 1 << 20, 1),
+        ),
+        1.0,
+    );
+    push(
+        "(c) 1 MiB uring (registered) depth 4 >= sgmap mmap depth 1",
+        met,
+        d,
+    );
 }
 
 /// The comparison as markdown: floors, one table of every row, the targets.
@@ -408,14 +556,14 @@ fn markdown(docs: &serde_json::Map<String, Value>, targets: &[Value], o: &Opts) 
         s.push('\n');
     }
     s.push_str(
-        "\n| phase | dir | size | depth | contender | MB/s | cmd/s | CPU ms/GB | ÷indirect | ÷TUR | ÷copy | ÷sg_read | ÷fio |\n\
-         | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        "\n| phase | dir | size | depth | contender | MB/s | cmd/s | CPU ms/GB | ÷indirect | ÷TUR | ÷copy | ÷sg_read | ÷fio | ÷floor |\n\
+         | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for (phase, doc) in docs {
         for r in doc["results"].as_array().into_iter().flatten() {
             let _ = writeln!(
                 s,
-                "| {phase} | {} | {} | {} | {} {} | {:.1} | {:.0} | {} | {} | {} | {} | {} | {} |",
+                "| {phase} | {} | {} | {} | {} {} | {:.1} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
                 r["dir"].as_str().unwrap_or("?"),
                 size(r["bs"].as_u64().unwrap_or(0)),
                 r["depth"],
@@ -429,6 +577,7 @@ fn markdown(docs: &serde_json::Map<String, Value>, targets: &[Value], o: &Opts) 
                 ratio(&r["vs_copy"]),
                 ratio(&r["vs_sg_read"]),
                 ratio(&r["vs_fio"]),
+                ratio(&r["vs_floor"]),
             );
         }
     }
@@ -458,6 +607,7 @@ fn markdown(docs: &serde_json::Map<String, Value>, targets: &[Value], o: &Opts) 
         let mark = match t["met"].as_bool() {
             Some(true) => "met",
             Some(false) => "MISSED",
+            None if t["detail"].as_str().is_some_and(|d| d.contains("TIE")) => "tie",
             None => "not measured",
         };
         let _ = writeln!(
@@ -473,6 +623,23 @@ fn markdown(docs: &serde_json::Map<String, Value>, targets: &[Value], o: &Opts) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ratio_targets_are_judged_on_their_spread() {
+        let a = json!({ "samples_commands_per_s": [300.0, 330.0, 360.0] });
+        let b = json!({ "samples_commands_per_s": [100.0, 100.0, 100.0] });
+        let s = paired_spread(&a, &b).unwrap();
+        assert_eq!(s, (3.3, 3.0, 3.6));
+        assert_eq!(judge_spread(Some(s), 3.0).0, Some(true));
+        assert_eq!(judge_spread(Some(s), 4.0).0, Some(false));
+        let (met, detail) = judge_spread(Some(s), 3.5);
+        assert_eq!(met, None);
+        assert!(detail.contains("TIE") && detail.contains("3.00–3.60"), "{detail}");
+        // Unpaired rows (different round counts) give no ratio at all.
+        let c = json!({ "samples_commands_per_s": [1.0] });
+        assert_eq!(paired_spread(&a, &c), None);
+        assert_eq!(judge_spread(None, 1.0).0, None);
+    }
 
     fn row(tool: &str, mode: &str, bs: u64, depth: u64, extra: Value) -> Value {
         let mut r = json!({

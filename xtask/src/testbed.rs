@@ -259,6 +259,21 @@ impl Testbed {
     }
 
     /// The kernel release this test bed boots, e.g. `6.12.113`.
+    /// The path of a SCSI driver module of this kernel (e.g. `sd_mod.ko`),
+    /// as the guest sees it.
+    pub(crate) fn scsi_module(&self, file: &str) -> PathBuf {
+        self.modules.join(file)
+    }
+
+    /// Whether this kernel has SCSI passthrough through io_uring on bsg (7.1+).
+    pub(crate) fn has_uring_passthrough(&self) -> bool {
+        let mut parts = self
+            .version
+            .split('.')
+            .map(|p| p.parse::<u32>().unwrap_or(0));
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (7, 1)
+    }
+
     pub(crate) fn version(&self) -> &str {
         &self.version
     }
