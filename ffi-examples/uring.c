@@ -218,6 +218,8 @@ int main(int argc, char **argv)
               sgmap_result_name(opened));
         const char *msg = last_error();
         CHECK(strstr(msg, "Linux 7.1") != NULL, "the message says Linux 7.1 is needed: %s", msg);
+        CHECK(strstr(msg, "sgmap_queue_open") != NULL && strstr(msg, "Queue or Pool") == NULL,
+              "  ... and names the C functions to use instead");
         CHECK(r == NULL, "no ring is handed out");
         if (r != NULL) {
             sgmap_ring_close(r);

@@ -140,7 +140,8 @@ pub unsafe extern "C" fn sgmap_ring_open(
         let ring = BsgRing::options()
             .depth(depth)
             .read_only(flags & SGMAP_OPEN_READ_ONLY != 0)
-            .open(&path)?;
+            .open(&path)
+            .map_err(for_c)?;
         let r = Box::new(sgmap_ring {
             inner: Mutex::new(Inner {
                 ring,
@@ -152,6 +153,25 @@ pub unsafe extern "C" fn sgmap_ring_open(
         unsafe { out.put(Box::into_raw(r)) };
         Ok(())
     })
+}
+
+/// The open's failure, with the hints that name Rust types told in C.
+fn for_c(e: sgmap::Error) -> sgmap::Error {
+    match e {
+        sgmap::Error::Open { path, source, hint } if hint.contains("sgmap's Queue or Pool") => {
+            let hint = if hint.contains("Linux 7.1") {
+                "SCSI passthrough through io_uring on bsg needs Linux 7.1 or later; on this \
+                 kernel use a queue (sgmap_queue_open) or a pool (sgmap_pool_open), the sg \
+                 driver's v3 interface"
+            } else {
+                "io_uring is disabled for this process (sysctl kernel.io_uring_disabled, or a \
+                 seccomp policy); enable it, or use a queue (sgmap_queue_open) or a pool \
+                 (sgmap_pool_open)"
+            };
+            sgmap::Error::Open { path, source, hint }
+        }
+        other => other,
+    }
 }
 
 /// Waits for every command still in flight (their completions are
@@ -528,4 +548,62 @@ pub unsafe extern "C" fn sgmap_ring_in_flight(
         unsafe { out.put(n) };
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_open_arguments_are_refused_before_any_device_is_touched() {
+        let mut r: *mut sgmap_ring = std::ptr::NonNull::dangling().as_ptr();
+        let path = c"/dev/sg-does-not-exist";
+        // SAFETY: a NUL-terminated path and a valid out pointer.
+        let got = unsafe { sgmap_ring_open(path.as_ptr(), 0, 0, &mut r) };
+        assert_eq!(got, sgmap_result::SGMAP_INVALID_ARGUMENT);
+        assert!(r.is_null(), "a failed open stores NULL");
+        // SAFETY: as above.
+        let got = unsafe { sgmap_ring_open(path.as_ptr(), 8, 0x80, &mut r) };
+        assert_eq!(got, sgmap_result::SGMAP_INVALID_ARGUMENT);
+        // SAFETY: as above.
+        let got = unsafe { sgmap_ring_open(path.as_ptr(), 8, 0, &mut r) };
+        assert_eq!(got, sgmap_result::SGMAP_OPEN_FAILED);
+        // SAFETY: NULL is allowed and checked.
+        let got = unsafe { sgmap_ring_open(std::ptr::null(), 8, 0, &mut r) };
+        assert_eq!(got, sgmap_result::SGMAP_NULL_PARAMETER);
+    }
+
+    #[test]
+    fn null_rings_are_refused() {
+        let mut n = 0usize;
+        let mut got = true;
+        let mut c = std::mem::MaybeUninit::<sgmap_ring_completion>::uninit();
+        // SAFETY: a NULL ring is allowed and checked; the output is valid.
+        let r = unsafe { sgmap_ring_in_flight(std::ptr::null(), &mut n) };
+        assert_eq!(r, sgmap_result::SGMAP_NULL_PARAMETER);
+        // SAFETY: as above.
+        let r = unsafe { sgmap_ring_wait(std::ptr::null_mut(), 0, c.as_mut_ptr(), &mut got) };
+        assert_eq!(r, sgmap_result::SGMAP_NULL_PARAMETER);
+        assert!(!got);
+        let null = std::ptr::null_mut();
+        // SAFETY: NULL ring, command and ticket are allowed and checked.
+        let r = unsafe { sgmap_ring_submit(null, std::ptr::null(), 0, std::ptr::null_mut()) };
+        assert_eq!(r, sgmap_result::SGMAP_NULL_PARAMETER);
+        // SAFETY: NULL does nothing.
+        unsafe { sgmap_ring_close(null) };
+    }
+
+    #[test]
+    fn open_hints_name_c_functions() {
+        let e = sgmap::Error::Open {
+            path: "/dev/bsg/0:0:0:0".into(),
+            source: std::io::Error::from_raw_os_error(libc::EOPNOTSUPP),
+            hint: "SCSI passthrough through io_uring on bsg needs Linux 7.1 or later; on \
+                   this kernel use sgmap's Queue or Pool (the sg driver's v3 interface)",
+        };
+        let text = for_c(e).to_string();
+        assert!(text.contains("Linux 7.1"), "{text}");
+        assert!(text.contains("sgmap_queue_open"), "{text}");
+        assert!(!text.contains("Queue or Pool"), "{text}");
+    }
 }
