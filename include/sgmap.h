@@ -144,6 +144,17 @@
 #define SGMAP_POOL_ANY (size_t)-1
 
 /**
+ * The buffer index of a command without data (`SGMAP_DIR_NONE`), and of a
+ * completion that has no buffer.
+ */
+#define SGMAP_RING_NO_BUFFER UINT32_MAX
+
+/**
+ * The deepest ring `sgmap_ring_open` sets up (the kernel's limit).
+ */
+#define SGMAP_RING_MAX_DEPTH 32768
+
+/**
  * What an sgmap function did. Every function that can fail returns one.
  *
  * The numbers are part of the ABI: each keeps its meaning forever, and a
@@ -218,7 +229,8 @@ enum sgmap_result
      */
     SGMAP_BAD_RESPONSE = 11,
     /**
-     * The call does not fit the handle's state: the reserved buffer is not
+     * The call does not fit the handle's state: a ring's registered buffer
+     * is in flight (`sgmap_ring_submit`), or the reserved buffer is not
      * mapped yet, or is already mapped (its size is then frozen, and only
      * `SGMAP_MODE_MMAP` commands and commands without data run), or it is
      * lent to another thread, or was mapped by a parent process before
@@ -339,6 +351,37 @@ typedef struct sgmap_pool sgmap_pool;
  * must not overlap any other call on it.
  */
 typedef struct sgmap_queue sgmap_queue;
+
+/**
+ * SCSI commands through io_uring on the device's bsg node (opaque): many
+ * commands per system call, any depth, on registered buffers the ring owns.
+ * Needs Linux 7.1 or later; on older kernels `sgmap_ring_open` fails
+ * (`SGMAP_OPEN_FAILED`, the message says Linux 7.1 is needed): use a queue
+ * (`sgmap_queue_open`) there. Made by `sgmap_ring_open`, released by
+ * `sgmap_ring_close`.
+ *
+ * Buffers: `sgmap_ring_register_buffers` allocates page-aligned buffers,
+ * registers them with the kernel, and hands out their addresses. The ring
+ * owns that memory and frees it in `sgmap_ring_close`. A buffer is *in
+ * flight* from the `sgmap_ring_submit` that names it until `sgmap_ring_wait`
+ * returns its completion: meanwhile the kernel may read or write it at any
+ * moment, so the caller must neither read nor write it. Outside that, the
+ * caller may fill it (before a write) and read it (after a read) freely.
+ * A submit naming a buffer in flight is refused (`SGMAP_WRONG_STATE`).
+ *
+ * Submission: `sgmap_ring_submit` only queues the command in the ring, with
+ * no system call; `sgmap_ring_flush`, or any wait, hands every queued
+ * command to the kernel in one system call.
+ *
+ * Threads: the kernel finishes an io_uring command in work that runs on
+ * the thread that submitted it, when that thread next enters the kernel.
+ * Submit, flush and wait from one thread. Every function may be called from
+ * any thread (a lock inside makes them take turns), but a thread that
+ * waits for commands another thread submitted may wait until that thread
+ * enters the kernel. `sgmap_ring_close` must not overlap any other call on
+ * the ring.
+ */
+typedef struct sgmap_ring sgmap_ring;
 
 /**
  * Which way a command's data moves: one of the `SGMAP_DIR_*` values.
@@ -869,6 +912,31 @@ typedef struct sgmap_queue_stats {
      */
     size_t peak_in_flight;
 } sgmap_queue_stats;
+
+/**
+ * A collected command of a ring: its ticket, its buffer and what the kernel
+ * reported. A plain value: it holds no memory and needs no release.
+ */
+typedef struct sgmap_ring_completion {
+    /**
+     * What `sgmap_ring_submit` stored in `*ticket` for this command.
+     */
+    uint64_t ticket;
+    /**
+     * The registered buffer the command used (idle again now: read the data
+     * read there), or `SGMAP_RING_NO_BUFFER`.
+     */
+    uint32_t buffer;
+    /**
+     * 0 when the command ran: `outcome` says how. Otherwise the errno the
+     * kernel refused it with (it did not run) and `outcome` is all zero.
+     */
+    int32_t os_errno;
+    /**
+     * Status, sense data, residual, bytes transferred.
+     */
+    struct sgmap_outcome outcome;
+} sgmap_ring_completion;
 
 /**
  * No data phase.
@@ -1895,6 +1963,143 @@ sgmap_result sgmap_completion_check(const struct sgmap_completion *c);
  * `c` must be NULL or a completion from a queue wait, freed once.
  */
 void sgmap_completion_free(struct sgmap_completion *c);
+
+/**
+ * Opens the bsg node of `path` (an sg node such as /dev/sg0, the SCSI
+ * disk's block device, or the bsg node /dev/bsg/H:C:T:L) and sets up an
+ * io_uring of `depth` commands in flight (1 to `SGMAP_RING_MAX_DEPTH`).
+ * `flags` is 0 or `SGMAP_OPEN_READ_ONLY` (then only read-safe commands
+ * without data out are sent; the rest is refused before the kernel sees
+ * it). The first media command after power on gets a UNIT ATTENTION: call
+ * `sgmap_wait_ready` on a device handle first.
+ *
+ * `SGMAP_OPEN_FAILED` on kernels before Linux 7.1 (no SCSI passthrough
+ * through io_uring; the message says so), and when the node cannot be
+ * opened (errno in the last error).
+ *
+ * # Safety
+ *
+ * `path` must be NULL or a NUL-terminated string; `out` must be NULL or
+ * valid for a write of one pointer.
+ */
+sgmap_result sgmap_ring_open(const char *path, uint32_t depth, uint32_t flags, struct sgmap_ring **out);
+
+/**
+ * Waits for every command still in flight (their completions are
+ * discarded), then closes the ring and frees its registered buffers: every
+ * address `sgmap_ring_register_buffers` gave is invalid afterwards. NULL
+ * does nothing.
+ *
+ * # Safety
+ *
+ * `r` must be NULL or a ring from `sgmap_ring_open`, closed once, with no
+ * other call on it running or following.
+ */
+void sgmap_ring_close(struct sgmap_ring *r);
+
+/**
+ * Allocates `count` page-aligned buffers of at least `len` bytes each
+ * (rounded up to a page), registers them with the kernel (once per ring)
+ * and, when `out_bufs` is not NULL, stores buffer `i`'s address in
+ * `out_bufs[i]`. The ring owns them until `sgmap_ring_close`; see
+ * `sgmap_ring` for when the caller may touch them. Their indexes, 0 to
+ * `count - 1`, name them in `sgmap_ring_submit`.
+ *
+ * `SGMAP_INVALID_REQUEST` when this ring already has buffers, or for a
+ * `count` or `len` the kernel does not take (1 to 16384 buffers of up to
+ * 1 GiB); the message says when the locked-memory limit (ulimit -l) is what
+ * stops it.
+ *
+ * # Safety
+ *
+ * `r` must be NULL or a live ring; `out_bufs` must be NULL or valid for
+ * writes of `count` pointers.
+ */
+sgmap_result sgmap_ring_register_buffers(struct sgmap_ring *r, size_t count, size_t len, uint8_t **out_bufs);
+
+/**
+ * Stores the address and capacity of registered buffer `index` in `*ptr`
+ * and `*capacity` (either may be NULL). `SGMAP_INVALID_ARGUMENT` for an
+ * index past the registered buffers.
+ *
+ * # Safety
+ *
+ * `r` must be NULL or a live ring; `ptr` and `capacity` must be NULL or
+ * valid for a write of one pointer and one `size_t`.
+ */
+sgmap_result sgmap_ring_buffer(const struct sgmap_ring *r, uint32_t index, uint8_t **ptr, size_t *capacity);
+
+/**
+ * Queues a command on registered buffer `buffer` and returns at once,
+ * without a system call, storing its ticket in `*ticket` (NULL if you do
+ * not need it). `sgmap_ring_flush` or a wait hands it to the kernel.
+ *
+ * The data is in the buffer, from its start: `cmd->data` must be NULL and
+ * `cmd->data_len` (the transfer length) at most the buffer's capacity. For
+ * `SGMAP_DIR_TO_DEVICE` fill the buffer before this call; for
+ * `SGMAP_DIR_FROM_DEVICE` read it once its completion is returned. A
+ * command without data (`SGMAP_DIR_NONE`) passes `SGMAP_RING_NO_BUFFER`.
+ * `cmd->mode` may be `SGMAP_MODE_INDIRECT` or `SGMAP_MODE_DIRECT` (the
+ * buffer is registered either way); `SGMAP_MODE_MMAP` and
+ * `SGMAP_CMD_AT_TAIL` are refused.
+ *
+ * The buffer is in flight from here until its completion is returned: a
+ * second submit on it is `SGMAP_WRONG_STATE`. With `depth` commands already
+ * in the ring this first waits for one of them (kept for the next wait).
+ *
+ * # Safety
+ *
+ * `r` must be NULL or a live ring; `cmd` must be NULL or a valid
+ * `sgmap_command` (its `cdb` valid for `cdb_len` bytes); `ticket` must be
+ * NULL or valid for a write of one `uint64_t`.
+ */
+sgmap_result sgmap_ring_submit(struct sgmap_ring *r, const struct sgmap_command *cmd, uint32_t buffer, uint64_t *ticket);
+
+/**
+ * Hands every queued command to the kernel in one system call and stores
+ * how many went in `*submitted` (may be NULL).
+ *
+ * # Safety
+ *
+ * `r` must be NULL or a live ring; `submitted` must be NULL or valid for a
+ * write of one `size_t`.
+ */
+sgmap_result sgmap_ring_flush(struct sgmap_ring *r, size_t *submitted);
+
+/**
+ * Hands the queued commands to the kernel and waits for a completion: at
+ * most `timeout_ms` milliseconds, 0 to just look, -1 for as long as it
+ * takes. When one arrives, `*completed` is true and `*out` holds it, and
+ * its buffer is idle again. When none does in time, or none is pending
+ * (timeout 0 or more), `SGMAP_OK` with `*completed` false.
+ *
+ * `SGMAP_OK` with a completion means the command ran, whatever its SCSI
+ * status: look at `out->outcome.failure`. When the kernel refused a
+ * command (it did not run), the result is that failure (`SGMAP_OS_ERROR`,
+ * errno and message in the last error) with `*completed` true and `*out`
+ * naming the command (`os_errno` set, buffer idle again).
+ * `SGMAP_INVALID_REQUEST` for timeout -1 with nothing pending;
+ * `SGMAP_INVALID_ARGUMENT` for a timeout below -1.
+ *
+ * # Safety
+ *
+ * `r` must be NULL or a live ring; `out` must be NULL or valid for a write
+ * of one `sgmap_ring_completion`; `completed` must be NULL or valid for a
+ * write of one `bool`.
+ */
+sgmap_result sgmap_ring_wait(struct sgmap_ring *r, int32_t timeout_ms, struct sgmap_ring_completion *out, bool *completed);
+
+/**
+ * Stores in `*out` how many commands were submitted on the ring whose
+ * completion `sgmap_ring_wait` has not returned yet (queued, in the
+ * kernel, or done and not yet collected): their buffers are in flight.
+ *
+ * # Safety
+ *
+ * `r` must be NULL or a live ring; `out` must be NULL or valid for a write
+ * of one `size_t`.
+ */
+sgmap_result sgmap_ring_in_flight(const struct sgmap_ring *r, size_t *out);
 
 #ifdef __cplusplus
 }  // extern "C"

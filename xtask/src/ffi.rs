@@ -58,6 +58,7 @@ const PROGRAMS: &[(&str, Setup)] = &[
     ("threads.cpp", Setup::Plain),
     ("mapped_rules.c", Setup::Plain),
     ("signals.c", Setup::Plain),
+    ("uring.c", Setup::Plain),
 ];
 
 /// The program whose device-free checks also run on the host with ASan.

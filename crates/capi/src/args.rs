@@ -51,6 +51,19 @@ impl<T> Out<T> {
         // SAFETY: non-NULL and aligned (checked in `new`), valid per the caller.
         unsafe { self.0.as_ptr().write(value) }
     }
+
+    /// Writes `value` at element `i` of the array the pointer starts.
+    ///
+    /// # Safety
+    ///
+    /// The pointer must be valid for writes of `i + 1` values of `T`.
+    pub(crate) unsafe fn put_at(&self, i: usize, value: T) {
+        // SAFETY: element `i` lies inside the array per the caller's
+        // contract; the start is non-NULL and aligned (checked in `new`).
+        let p = unsafe { self.0.as_ptr().add(i) };
+        // SAFETY: as above: in the array, aligned, valid for a write.
+        unsafe { p.write(value) }
+    }
 }
 
 /// Checks an input pointer to one `T` and borrows it.

@@ -54,7 +54,8 @@ pub enum sgmap_result {
     SGMAP_INVALID_CDB = 10,
     /// The device answered, but its data could not be decoded.
     SGMAP_BAD_RESPONSE = 11,
-    /// The call does not fit the handle's state: the reserved buffer is not
+    /// The call does not fit the handle's state: a ring's registered buffer
+    /// is in flight (`sgmap_ring_submit`), or the reserved buffer is not
     /// mapped yet, or is already mapped (its size is then frozen, and only
     /// `SGMAP_MODE_MMAP` commands and commands without data run), or it is
     /// lent to another thread, or was mapped by a parent process before
@@ -135,6 +136,11 @@ impl Fail {
     pub(crate) fn with_outcome(mut self, outcome: sgmap_outcome) -> Self {
         self.outcome = Some(Box::new(outcome));
         self
+    }
+
+    /// The errno, 0 when the failure had none.
+    pub(crate) fn errno(&self) -> i32 {
+        self.errno
     }
 
     /// The result code.

@@ -29,6 +29,7 @@ pub mod error;
 pub mod helpers;
 pub mod pool;
 pub mod queue;
+pub mod ring;
 
 use std::ffi::c_char;
 
