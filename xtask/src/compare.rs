@@ -79,10 +79,11 @@ fn parse(args: &[String]) -> Result<Opts> {
 /// One guest job: `sgmap bench` writing its JSON and plot into /run/out,
 /// after loading `sd_mod` from `sd` when given (fio's io_uring engine runs
 /// on the disk's block device).
-fn job(sgmap: &Path, phase: &str, bench_args: &[&str], sd: Option<&Path>) -> Job {
-    let load = sd.map_or(String::new(), |m| {
+fn job(sgmap: &Path, phase: &str, bench_args: &[&str], sd: Option<(&Path, &Path)>) -> Job {
+    let load = sd.map_or(String::new(), |(busybox, m)| {
         format!(
-            "insmod {} || echo 'insmod sd_mod failed' >&2; sleep 1; ",
+            "{} insmod {} || echo 'insmod sd_mod failed' >&2; sleep 1; ",
+            sh_quote(&busybox.display().to_string()),
             sh_quote(&m.display().to_string())
         )
     });
@@ -153,7 +154,20 @@ fn compare_on(ws: &Path, which: Kernel, o: &Opts, sgmap: &Path, dest: &Path) -> 
             tb.version()
         );
     }
-    let sd = uring.then(|| tb.scsi_module("sd_mod.ko"));
+    let sd_mod = tb.scsi_module("sd_mod.ko");
+    let sd = uring.then_some((tb.busybox(), sd_mod.as_path()));
+    // With every mode, the floor and the peers at depth 16, the largest
+    // transfer (4 MiB on 7.x) takes more memory than the 1 GiB guest has
+    // (the bench was OOM-killed at 727 MB): leave it out there.
+    let sizes = if uring {
+        let kept: Vec<&str> = o.sizes.split(',').filter(|s| *s != "max").collect();
+        if kept.len() < o.sizes.split(',').count() {
+            eprintln!("xtask: `max` left out of --sizes on this kernel: at 4 MiB with io_uring rows the bench outgrows the guest's 1 GiB");
+        }
+        kept.join(",")
+    } else {
+        o.sizes.clone()
+    };
     let (modes, sync_peers, sync_depths, lat_peers, lat_depths) = if uring {
         (
             "mmap,direct,indirect,uring",
@@ -179,7 +193,7 @@ fn compare_on(ws: &Path, which: Kernel, o: &Opts, sgmap: &Path, dest: &Path) -> 
                     "--peers",
                     sync_peers,
                     "--sizes",
-                    &o.sizes,
+                    &sizes,
                     "--depth",
                     sync_depths,
                     "--rounds",
@@ -187,7 +201,7 @@ fn compare_on(ws: &Path, which: Kernel, o: &Opts, sgmap: &Path, dest: &Path) -> 
                     "--run-ms",
                     &run_ms,
                 ],
-                sd.as_deref(),
+                sd,
             )],
         },
         Phase {
@@ -201,7 +215,7 @@ fn compare_on(ws: &Path, which: Kernel, o: &Opts, sgmap: &Path, dest: &Path) -> 
                     "--modes", modes, "--peers", lat_peers, "--sizes", "4k,64k", "--depth",
                     lat_depths, "--rounds", &rounds, "--run-ms", &run_ms,
                 ],
-                sd.as_deref(),
+                sd,
             )],
         },
     ];
@@ -634,7 +648,10 @@ mod tests {
         assert_eq!(judge_spread(Some(s), 4.0).0, Some(false));
         let (met, detail) = judge_spread(Some(s), 3.5);
         assert_eq!(met, None);
-        assert!(detail.contains("TIE") && detail.contains("3.00–3.60"), "{detail}");
+        assert!(
+            detail.contains("TIE") && detail.contains("3.00–3.60"),
+            "{detail}"
+        );
         // Unpaired rows (different round counts) give no ratio at all.
         let c = json!({ "samples_commands_per_s": [1.0] });
         assert_eq!(paired_spread(&a, &c), None);

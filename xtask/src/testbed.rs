@@ -265,6 +265,11 @@ impl Testbed {
         self.modules.join(file)
     }
 
+    /// The guest's busybox (its `insmod`, `sh`...), as the guest sees it.
+    pub(crate) fn busybox(&self) -> &Path {
+        &self.busybox
+    }
+
     /// Whether this kernel has SCSI passthrough through io_uring on bsg (7.1+).
     pub(crate) fn has_uring_passthrough(&self) -> bool {
         let mut parts = self
