@@ -340,6 +340,9 @@ struct Slot {
 /// ```
 pub struct BsgRing {
     ring: IoUring<squeue::Entry128, cqueue::Entry32>,
+    /// The eventfd registered with the ring (IORING_REGISTER_EVENTFD),
+    /// once asked for; closed after the ring.
+    event_fd: Option<OwnedFd>,
     fd: Fd,
     origin: PathBuf,
     id: u64,
@@ -432,6 +435,7 @@ impl BsgRing {
         let depth = opts.depth as usize;
         let mut ring = BsgRing {
             ring,
+            event_fd: None,
             fd,
             origin: path.to_path_buf(),
             id: NEXT_RING.fetch_add(1, Ordering::Relaxed),
@@ -552,6 +556,59 @@ impl BsgRing {
     /// device has one, else 511 (the block layer's default).
     pub fn dma_alignment_mask(&self) -> usize {
         self.dma_mask
+    }
+
+    /// Registers an eventfd with the ring (`IORING_REGISTER_EVENTFD`), once,
+    /// and returns it, for the caller's own event loop (`poll`, `epoll`):
+    /// it polls readable when a completion has been posted.
+    ///
+    /// The rule: poll it only after [`try_complete`](Self::try_complete)
+    /// has returned `None`; when it is readable, call `try_complete` until
+    /// it returns `None` again. `try_complete` resets the eventfd whenever
+    /// it finds nothing ready, so the fd never stays readable for
+    /// completions already handed out (at worst one wake-up finds nothing),
+    /// and the caller need not read it. The ring keeps owning the fd: do not
+    /// close it or read it.
+    ///
+    /// Completions are posted by task work of the thread that submitted the
+    /// commands (see the module's notes): a submitting thread blocked in
+    /// `poll` is woken for it; a thread polling for commands another thread
+    /// submitted sees them only once that thread enters the kernel.
+    /// A second call returns the same fd.
+    pub fn register_event_fd(&mut self) -> Result<BorrowedFd<'_>> {
+        if self.event_fd.is_none() {
+            let what = "IORING_REGISTER_EVENTFD";
+            // SAFETY: eventfd(2) takes no pointers; the result is checked.
+            let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+            if raw < 0 {
+                return Err(self.fd.os_error("eventfd", Errno::last()));
+            }
+            // SAFETY: `raw` is a new fd that nothing else owns.
+            let efd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+            self.ring
+                .submitter()
+                .register_eventfd(efd.as_raw_fd())
+                .map_err(|e| self.fd.os_error(what, errno_of(&e)))?;
+            self.event_fd = Some(efd);
+        }
+        Ok(self.event_fd().expect("registered just above"))
+    }
+
+    /// The eventfd from [`register_event_fd`](Self::register_event_fd), if
+    /// one was registered.
+    pub fn event_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.event_fd.as_ref().map(|f| f.as_fd())
+    }
+
+    /// Resets the eventfd's counter, if there is one (a non-blocking read;
+    /// EAGAIN means it was already zero).
+    fn clear_event_fd(&self) {
+        if let Some(efd) = &self.event_fd {
+            let mut n = 0u64;
+            // SAFETY: reads 8 bytes into `n`, which is 8 bytes long; the fd
+            // is the ring's own eventfd, opened non-blocking.
+            let _ = unsafe { libc::read(efd.as_raw_fd(), std::ptr::addr_of_mut!(n).cast(), 8) };
+        }
     }
 
     /// Registers `count` page-aligned buffers of `len` bytes each (rounded
@@ -811,11 +868,18 @@ impl BsgRing {
 
     /// A completion that is ready now, without blocking (queued commands are
     /// handed to the kernel); `None` if none is.
+    ///
+    /// With an [`event_fd`](Self::event_fd), finding nothing ready also
+    /// resets it (before looking), so it next polls readable only for a
+    /// completion posted after this call looked.
     pub fn try_complete(&mut self) -> std::result::Result<Option<Completion>, Refused> {
-        if self.ready.is_empty() && self.in_flight() > 0 {
-            // Runs the task work that posts finished commands' completions.
-            self.enter(0, None).map_err(Refused::ring)?;
-            self.reap();
+        if self.ready.is_empty() {
+            self.clear_event_fd();
+            if self.in_flight() > 0 {
+                // Runs the task work that posts finished commands' completions.
+                self.enter(0, None).map_err(Refused::ring)?;
+                self.reap();
+            }
         }
         self.ready.pop_front().transpose()
     }

@@ -5,6 +5,7 @@
 //! older kernels, the error that says what is missing.
 
 use std::collections::{BTreeSet, HashMap};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use sgmap::{
@@ -18,7 +19,7 @@ use crate::common::{data, open, same, under_sigusr1};
 /// The first kernel with the feature.
 const V7_1: (u32, u32) = (7, 1);
 
-pub(crate) const TESTS: [KernelTest; 14] = [
+pub(crate) const TESTS: [KernelTest; 15] = [
     KernelTest::device(
         "uring_opens_on_7_1_and_names_what_is_missing_before",
         open_or_clear_error,
@@ -83,6 +84,11 @@ pub(crate) const TESTS: [KernelTest; 14] = [
         "uring_registered_buffers_are_page_aligned_reusable_and_ring_bound",
         V7_1,
         registered,
+    ),
+    KernelTest::scsi_debug_on_linux(
+        "uring_event_fd_polls_readable_on_a_completion_and_drains",
+        V7_1,
+        event_fd,
     ),
 ];
 
@@ -957,4 +963,56 @@ fn registered(ctx: &Ctx) -> Result<(), Failed> {
         }
     }
     Ok(())
+}
+
+/// poll() on one fd, `ms` at most: whether it turned readable.
+fn readable(fd: std::os::fd::BorrowedFd<'_>, ms: i32) -> Result<bool, Failed> {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one pollfd, valid for the call.
+    let n = unsafe { libc::poll(&mut p, 1, ms) };
+    ensure(n >= 0, format!("poll: {}", std::io::Error::last_os_error()))?;
+    Ok(n == 1 && p.revents & libc::POLLIN != 0)
+}
+
+/// The ring's eventfd stays quiet while a read is in the device, turns
+/// readable when it completes, and is quiet again once try_complete has
+/// collected everything.
+fn event_fd(ctx: &Ctx) -> Result<(), Failed> {
+    let want = seed(ctx, 17, &[(420_000, 4)])?;
+    let mut ring = ring(ctx, 8)?;
+    let fd = ring.register_event_fd()?.try_clone_to_owned()?;
+    let block = want[0].len() / 4;
+    let _latency = Knob::latency_ns(100_000_000)?;
+    let t = ring.submit(
+        &read_cmd(420_000, 4)?,
+        Payload::read(DirectBuf::new(4 * block)),
+    )?;
+    ring.flush()?;
+    ensure(
+        !readable(fd.as_fd(), 0)?,
+        "readable before the read completed",
+    )?;
+    ensure(
+        readable(fd.as_fd(), 3000)?,
+        "not readable within 3 s of a 100 ms read",
+    )?;
+    let c = ring
+        .try_complete()?
+        .ok_or("readable, but try_complete found nothing")?;
+    ensure_eq(c.ticket, t, "ticket")?;
+    check_read(&c, &want[0], "the read")?;
+    ensure(ring.try_complete()?.is_none(), "a second completion")?;
+    ensure(
+        !readable(fd.as_fd(), 0)?,
+        "still readable after everything was collected",
+    )?;
+    ensure(
+        ring.event_fd().is_some(),
+        "event_fd() gives the registered fd",
+    )
 }
