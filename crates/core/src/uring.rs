@@ -247,12 +247,12 @@ impl Default for RingOptions {
 }
 
 impl RingOptions {
-    /// Read-write, [`DEFAULT_DEPTH`].
+    /// Read-write, [`RING_DEFAULT_DEPTH`](crate::RING_DEFAULT_DEPTH).
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Commands in flight at once, 1 to [`MAX_DEPTH`].
+    /// Commands in flight at once, 1 to [`RING_MAX_DEPTH`](crate::RING_MAX_DEPTH).
     pub fn depth(mut self, depth: u32) -> Self {
         self.depth = depth;
         self
@@ -385,7 +385,7 @@ impl fmt::Debug for BsgRing {
 
 impl BsgRing {
     /// Opens the bsg node of `path` read-write with a ring of
-    /// [`DEFAULT_DEPTH`]. `path` may be an sg node (`/dev/sgN`), the block
+    /// [`RING_DEFAULT_DEPTH`](crate::RING_DEFAULT_DEPTH). `path` may be an sg node (`/dev/sgN`), the block
     /// device of a SCSI disk, or the bsg node (`/dev/bsg/H:C:T:L`).
     pub fn open(path: impl AsRef<Path>) -> Result<BsgRing> {
         Self::open_with(path.as_ref(), RingOptions::default())
