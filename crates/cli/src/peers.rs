@@ -310,8 +310,22 @@ pub(crate) fn run_fio(
     span: u64,
 ) -> Result<Sample, String> {
     let args = fio_args(device, dir, bs, depth, commands, offset, span);
+    fio_sample(program, &args, dir, |ios| ModeCounts {
+        indirect: ios,
+        ..ModeCounts::default()
+    })
+}
+
+/// Runs fio with `args` and turns its JSON into a sample; `modes` says how
+/// its IOs moved (the sg engine copies, the block device's O_DIRECT does not).
+fn fio_sample(
+    program: &Path,
+    args: &[String],
+    dir: Dir,
+    modes: impl Fn(u64) -> ModeCounts,
+) -> Result<Sample, String> {
     let out = Command::new(program)
-        .args(&args)
+        .args(args)
         .output()
         .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -335,10 +349,7 @@ pub(crate) fn run_fio(
             user: cpu,
             system: Duration::ZERO,
         }),
-        modes: ModeCounts {
-            indirect: o.ios,
-            ..ModeCounts::default()
-        },
+        modes: modes(o.ios),
     })
 }
 
@@ -411,35 +422,9 @@ pub(crate) fn run_fio_uring(
 ) -> Result<Sample, String> {
     let block_dev = block_device_of(device)?;
     let args = fio_uring_args(&block_dev, dir, bs, depth, commands, offset, span);
-    let out = Command::new(program)
-        .args(&args)
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        return Err(format!(
-            "`fio {}` failed ({}): {}{}",
-            args.join(" "),
-            out.status,
-            stdout.trim(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    let o = parse_fio(&stdout, dir).map_err(|e| format!("`fio {}`: {e}", args.join(" ")))?;
-    let wall = Duration::from_millis(o.runtime_ms);
-    let cpu = wall.mul_f64(o.cpu_percent / 100.0);
-    Ok(Sample {
-        commands: o.ios,
-        bytes: o.bytes,
-        wall,
-        cpu: Some(CpuTime {
-            user: cpu,
-            system: Duration::ZERO,
-        }),
-        modes: ModeCounts {
-            direct: o.ios,
-            ..ModeCounts::default()
-        },
+    fio_sample(program, &args, dir, |ios| ModeCounts {
+        direct: ios,
+        ..ModeCounts::default()
     })
 }
 
