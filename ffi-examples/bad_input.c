@@ -351,6 +351,27 @@ static void with_a_device(const char *path)
     CHECK_RESULT(sgmap_execute(dev, &cmd, &out), SGMAP_WRONG_STATE, "an mmap command before mapping");
     CHECK_RESULT(sgmap_read_blocks(dev, 0, NULL, block, SGMAP_MODE_MMAP, NULL), SGMAP_WRONG_STATE,
                  "read_blocks(SGMAP_MODE_MMAP) before mapping");
+    /* A READ of 8 blocks into one block's buffer, and a WRITE of 8 blocks
+     * from one block's data: refused before the kernel sees them. */
+    fill_read10(cdb, 0, 8);
+    cmd.mode = SGMAP_MODE_INDIRECT;
+    cmd.data = data;
+    cmd.data_len = block;
+    CHECK_RESULT(sgmap_execute(dev, &cmd, &out), SGMAP_INVALID_REQUEST,
+                 "a READ of 8 blocks into a buffer of 1");
+    CHECK(strstr(last_error(), "names 8 blocks") != NULL, "...names the need: %s", last_error());
+    cdb[0] = 0x2a; /* WRITE(10), same LBA and length */
+    cmd.direction = SGMAP_DIR_TO_DEVICE;
+    CHECK_RESULT(sgmap_execute(dev, &cmd, &out), SGMAP_INVALID_REQUEST,
+                 "a WRITE of 8 blocks from the data of 1");
+    cmd.data_len = 8u * block <= sizeof data ? 8u * block : sizeof data;
+    cmd.direction = SGMAP_DIR_FROM_DEVICE;
+    CHECK_RESULT(sgmap_execute(dev, &cmd, &out), SGMAP_INVALID_REQUEST,
+                 "a WRITE CDB with a buffer to read into");
+    fill_read10(cdb, 0, 1);
+    cmd.data = NULL;
+    cmd.mode = SGMAP_MODE_MMAP;
+    cmd.data_len = block;
     CHECK_RESULT(sgmap_device_map_reserved(dev, 0, &granted), SGMAP_INVALID_ARGUMENT,
                  "map_reserved(0 bytes)");
     CHECK_RESULT(sgmap_device_set_reserved_size(dev, (size_t)-1, &n), SGMAP_INVALID_REQUEST,

@@ -9,7 +9,8 @@
  * The example writes a pattern over 2 MiB at depth 8 (8 registered buffers
  * of 64 KiB), reads it back in the order the device finishes, checks every
  * byte, then checks the error paths (bad arguments, a buffer in flight, a
- * SCSI error). On kernels without io_uring passthrough it checks that the
+ * SCSI error, a READ naming more blocks than its buffer holds), and waits
+ * for a completion through the ring's eventfd with poll(2). On kernels without io_uring passthrough it checks that the
  * open fails saying Linux 7.1 is needed, and skips the rest.
  *
  *   cc -std=c11 uring.c $(pkg-config --cflags --libs sgmap) -o uring
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -354,7 +356,44 @@ int main(int argc, char **argv)
           c.outcome.sense_key, c.outcome.asc);
     CHECK(c.buffer == 3, "  ... and buffer 3 is idle again (%u)", c.buffer);
 
-    /* 5. Close with commands in flight: it waits for them. */
+    /* 5. A READ naming more blocks than its buffer holds is refused. */
+    rw16(cdb, 0, base / block, 2 * CHUNK / block);
+    cmd.data_len = CHUNK;
+    CHECK_RESULT(sgmap_ring_submit(r, &cmd, 4, NULL), SGMAP_INVALID_REQUEST,
+                 "a READ of 128 KiB into a 64 KiB buffer");
+    CHECK(strstr(last_error(), "names") != NULL, "  ... saying what it needs: %s", last_error());
+    MUST(sgmap_ring_in_flight(r, &n));
+    CHECK(n == 0, "  ... and nothing went in flight (%zu)", n);
+
+    /* 6. The caller's event loop: poll the ring's eventfd. */
+    int efd = -1, efd2 = -2;
+    CHECK_RESULT(sgmap_ring_event_fd(NULL, &efd), SGMAP_NULL_PARAMETER, "event_fd(NULL ring)");
+    CHECK_RESULT(sgmap_ring_event_fd(r, NULL), SGMAP_NULL_PARAMETER, "event_fd(NULL out)");
+    MUST(sgmap_ring_event_fd(r, &efd));
+    MUST(sgmap_ring_event_fd(r, &efd2));
+    CHECK(efd >= 0 && efd == efd2, "the ring's eventfd %d, the same on a second call (%d)", efd,
+          efd2);
+    rw16(cdb, 0, base / block, CHUNK / block);
+    uint64_t t5 = 0;
+    MUST(sgmap_ring_submit(r, &cmd, 5, &t5));
+    MUST(sgmap_ring_flush(r, NULL));
+    struct pollfd p = { .fd = efd, .events = POLLIN };
+    int ready = poll(&p, 1, 10000);
+    CHECK(ready == 1 && (p.revents & POLLIN), "poll: the eventfd is readable once the read is done");
+    CHECK_RESULT(sgmap_ring_wait(r, 0, &c, &got), SGMAP_OK, "wait(0) after poll");
+    CHECK(got && c.ticket == t5 && c.buffer == 5 && c.outcome.failure == SGMAP_FAILURE_NONE,
+          "  ... gives the read (ticket %llu, buffer %u)", (unsigned long long)c.ticket, c.buffer);
+    same = 1;
+    for (size_t i = 0; i < CHUNK; i++) {
+        same &= bufs[5][i] == pattern_byte(base + i);
+    }
+    CHECK(same, "  ... with the pattern in buffer 5");
+    CHECK_RESULT(sgmap_ring_wait(r, 0, &c, &got), SGMAP_OK, "wait(0) again");
+    CHECK(!got, "  ... finds nothing");
+    p.revents = 0;
+    CHECK(poll(&p, 1, 0) == 0, "and the eventfd no longer polls readable");
+
+    /* 7. Close with commands in flight: it waits for them. */
     rw16(cdb, 0, base / block, CHUNK / block);
     cmd.data_len = CHUNK;
     for (uint32_t b = 0; b < DEPTH; b++) {

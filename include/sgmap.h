@@ -398,6 +398,14 @@ typedef uint32_t sgmap_mode;
 /**
  * One command to run with `sgmap_execute`. Zero-initialise it and set what
  * you need (`timeout_ms` 0 means the default of 60 s).
+ *
+ * A READ or WRITE (6, 10, 12, 16, WRITE AND VERIFY) whose `data_len` is
+ * less than the blocks its CDB names need, or whose `direction` is the
+ * other way, is refused with `SGMAP_INVALID_REQUEST` before it is sent
+ * (here, on queues, pools and rings alike): the kernel would move what
+ * fits and report success, losing the rest of a read or storing blocks a
+ * write never gave. The need is blocks × the block size once the handle
+ * knows it (after `sgmap_block_size`), else blocks × 512.
  */
 typedef struct sgmap_command {
     /**
@@ -2088,6 +2096,26 @@ sgmap_result sgmap_ring_flush(struct sgmap_ring *r, size_t *submitted);
  * write of one `bool`.
  */
 sgmap_result sgmap_ring_wait(struct sgmap_ring *r, int32_t timeout_ms, struct sgmap_ring_completion *out, bool *completed);
+
+/**
+ * Registers an eventfd with the ring (on the first call; later calls give
+ * the same fd) and stores it in `*out`, for the caller's own poll(2) or
+ * epoll: it polls readable when a completion has been posted. Then call
+ * `sgmap_ring_wait(r, 0, ...)` until `*completed` is false; a call that
+ * finds nothing ready resets the eventfd, so it never stays readable for
+ * completions already collected and the caller need not read it. The ring
+ * keeps owning the fd: do not close or read it.
+ *
+ * Completions are posted by task work of the thread that submitted the
+ * commands: poll on that thread, or have it enter the kernel
+ * (`sgmap_ring_flush`, `sgmap_ring_wait`) for another thread to see them.
+ *
+ * # Safety
+ *
+ * `r` must be NULL or a live ring; `out` must be NULL or valid for a write
+ * of one `int`.
+ */
+sgmap_result sgmap_ring_event_fd(struct sgmap_ring *r, int *out);
 
 /**
  * Stores in `*out` how many commands were submitted on the ring whose

@@ -225,6 +225,14 @@ impl sgmap_outcome {
 
 /// One command to run with `sgmap_execute`. Zero-initialise it and set what
 /// you need (`timeout_ms` 0 means the default of 60 s).
+///
+/// A READ or WRITE (6, 10, 12, 16, WRITE AND VERIFY) whose `data_len` is
+/// less than the blocks its CDB names need, or whose `direction` is the
+/// other way, is refused with `SGMAP_INVALID_REQUEST` before it is sent
+/// (here, on queues, pools and rings alike): the kernel would move what
+/// fits and report success, losing the rest of a read or storing blocks a
+/// write never gave. The need is blocks × the block size once the handle
+/// knows it (after `sgmap_block_size`), else blocks × 512.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct sgmap_command {

@@ -479,6 +479,8 @@ pub unsafe extern "C" fn sgmap_ring_wait(
         let mut g = r.lock();
         let got: Result<Option<sgmap::Completion>, Refused> = match timeout {
             None => g.ring.wait().map(Some),
+            // Looking without waiting also resets the eventfd when nothing is ready.
+            Some(t) if t.is_zero() => g.ring.try_complete(),
             Some(t) => g.ring.wait_timeout(t),
         };
         match got {
@@ -523,6 +525,39 @@ pub unsafe extern "C" fn sgmap_ring_wait(
                 Err(fail)
             }
         }
+    })
+}
+
+/// Registers an eventfd with the ring (on the first call; later calls give
+/// the same fd) and stores it in `*out`, for the caller's own poll(2) or
+/// epoll: it polls readable when a completion has been posted. Then call
+/// `sgmap_ring_wait(r, 0, ...)` until `*completed` is false; a call that
+/// finds nothing ready resets the eventfd, so it never stays readable for
+/// completions already collected and the caller need not read it. The ring
+/// keeps owning the fd: do not close or read it.
+///
+/// Completions are posted by task work of the thread that submitted the
+/// commands: poll on that thread, or have it enter the kernel
+/// (`sgmap_ring_flush`, `sgmap_ring_wait`) for another thread to see them.
+///
+/// # Safety
+///
+/// `r` must be NULL or a live ring; `out` must be NULL or valid for a write
+/// of one `int`.
+#[no_mangle]
+pub unsafe extern "C" fn sgmap_ring_event_fd(
+    r: *mut sgmap_ring,
+    out: *mut libc::c_int,
+) -> sgmap_result {
+    guard("sgmap_ring_event_fd", || {
+        use std::os::fd::AsRawFd as _;
+        // SAFETY: NULL or a live ring per the caller's contract.
+        let r = unsafe { ring(r) }?;
+        let out = Out::new(out, "out")?;
+        let fd = r.lock().ring.register_event_fd()?.as_raw_fd();
+        // SAFETY: checked, valid for a write per the caller's contract.
+        unsafe { out.put(fd) };
+        Ok(())
     })
 }
 

@@ -244,6 +244,38 @@ impl Cdb {
         self.bytes[0]
     }
 
+    /// The direction and number of logical blocks a READ or WRITE (6, 10,
+    /// 12 or 16, and WRITE AND VERIFY) moves, from its transfer length
+    /// field; `None` for any other command. READ(6) and WRITE(6) with a
+    /// length of 0 move 256 blocks, as SBC says.
+    ///
+    /// ```
+    /// use sgmap::{cdb::Cdb, Direction};
+    ///
+    /// assert_eq!(Cdb::read_10(0, 8).transfer_blocks(), Some((Direction::FromDevice, 8)));
+    /// assert_eq!(Cdb::test_unit_ready().transfer_blocks(), None);
+    /// ```
+    pub fn transfer_blocks(&self) -> Option<(crate::Direction, u64)> {
+        use crate::Direction::{FromDevice, ToDevice};
+        let b = self.as_bytes();
+        let be = |range: std::ops::Range<usize>| {
+            b.get(range)
+                .map(|f| f.iter().fold(0u64, |n, &x| n << 8 | u64::from(x)))
+        };
+        let (dir, field) = match self.opcode() {
+            0x08 => (FromDevice, be(4..5).map(|n| if n == 0 { 256 } else { n })),
+            0x0a => (ToDevice, be(4..5).map(|n| if n == 0 { 256 } else { n })),
+            READ_10 => (FromDevice, be(7..9)),
+            WRITE_10 | 0x2e => (ToDevice, be(7..9)),
+            READ_12 => (FromDevice, be(6..10)),
+            WRITE_12 | 0xae => (ToDevice, be(6..10)),
+            READ_16 => (FromDevice, be(10..14)),
+            WRITE_16 | 0x8e => (ToDevice, be(10..14)),
+            _ => return None,
+        };
+        Some((dir, field?))
+    }
+
     /// Whether the FUA (force unit access) bit, bit 3 of byte 1, is set on a
     /// READ or WRITE (10, 12 or 16). `false` for any other command.
     pub fn fua(&self) -> bool {

@@ -21,6 +21,17 @@ pub enum Direction {
 
 /// A SCSI command with its per-command settings.
 ///
+/// Every way of sending one (`Device::execute`, `MappedDevice::execute`,
+/// `Queue`, `Pool`, `BsgRing`, and the C API over them) refuses a READ or
+/// WRITE (6, 10, 12, 16, WRITE AND VERIFY) whose buffer holds fewer bytes
+/// than the blocks its CDB names, or goes the other way, before the kernel
+/// sees it: the kernel would move what fits and report GOOD with a
+/// residual of 0, losing the rest of a read unseen, or storing blocks a
+/// write never gave. The need is blocks × the device's block size once
+/// sgmap knows it on that handle (after [`Device::block_size`](crate::Device::block_size) or
+/// `read_capacity`), else blocks × 512, the smallest block size there is.
+/// A longer buffer is fine: the residual says what was not moved.
+///
 /// ```
 /// use std::time::Duration;
 /// use sgmap::{cdb::Cdb, Command};

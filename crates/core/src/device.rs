@@ -124,7 +124,6 @@ pub struct Device {
     read_only: bool,
     /// Set when [`Device::map_reserved`] mapped this fd's reserved buffer.
     mapped: bool,
-    block_size: OnceLock<u32>,
     max_transfer: usize,
     /// The fd's reserved buffer size as last granted: an indirect command
     /// that fits goes by one `SG_IO` through it (see [`Device::execute`]).
@@ -256,7 +255,6 @@ impl Device {
             read_only: opts.read_only,
             reserve: AtomicUsize::new(reserve),
             mapped: false,
-            block_size: OnceLock::new(),
             max_transfer,
         })
     }
@@ -483,7 +481,7 @@ impl Device {
     }
 
     pub(crate) fn cached_block_size(&self) -> &OnceLock<u32> {
-        &self.block_size
+        self.fd.block_size()
     }
 }
 

@@ -486,8 +486,9 @@ impl OsErrorKind {
                  registered buffers"
             }
             Self::InvalidRequest => {
-                "check the CDB (1 to 32 bytes) and that the transfer fits the device queue's \
-                 limits (/sys/block/*/queue/max_sectors_kb)"
+                "check the CDB (6 to 32 bytes) and that the transfer fits the device's largest \
+                 transfer (Device::max_transfer; queue/max_sectors_kb of its block device when \
+                 sd is bound)"
             }
             Self::NotSupported => {
                 "a bsg command through io_uring carries one direction and one flat buffer (no \

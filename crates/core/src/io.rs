@@ -30,6 +30,9 @@ pub(crate) struct Fd {
     read_only: bool,
     /// Which driver the node belongs to, for the errno texts.
     driver: Driver,
+    /// The device's logical block size once a READ CAPACITY told it: the
+    /// transfer check then knows how many bytes a READ or WRITE needs.
+    block_size: std::sync::OnceLock<u32>,
 }
 
 impl Fd {
@@ -40,7 +43,13 @@ impl Fd {
             dma_alignment: std::sync::OnceLock::new(),
             read_only,
             driver: Driver::Sg,
+            block_size: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The device's logical block size, when a READ CAPACITY has told it.
+    pub(crate) fn block_size(&self) -> &std::sync::OnceLock<u32> {
+        &self.block_size
     }
 
     /// Whether the fd was opened read-only.
@@ -547,6 +556,9 @@ pub(crate) fn prepare(
     if direction == Direction::None && len != 0 {
         return Err("a command without a data direction cannot transfer data".into());
     }
+    if let Some(why) = transfer_refusal(cmd.cdb(), direction, len, fd.block_size().get().copied()) {
+        return Err(why);
+    }
     let mut hdr = sys::sg_io_hdr::new();
     let cdb = cmd.cdb().as_bytes();
     hdr.cmd_len = cdb.len() as u8;
@@ -649,6 +661,61 @@ pub(crate) fn read_only_refusal(opcode: u8, direction: Direction) -> Option<Stri
     } else {
         None
     }
+}
+
+/// Why a READ or WRITE may not go out with this buffer, if it may not: the
+/// blocks its CDB names need more bytes than the buffer has, or the buffer
+/// goes the other way. The device would move every block the CDB names,
+/// and the block layer reports success with a residual of 0 when the
+/// buffer is short: a read would lose the rest, a write would store blocks
+/// it was never given. `block_size` is the device's when known; else 512,
+/// the smallest logical block size Linux takes, bounds the need from below.
+pub(crate) fn transfer_refusal(
+    cdb: &Cdb,
+    direction: Direction,
+    len: usize,
+    block_size: Option<u32>,
+) -> Option<String> {
+    let (wants, blocks) = cdb.transfer_blocks()?;
+    let name = crate::outcome::command_name(cdb);
+    if blocks == 0 {
+        return None;
+    }
+    if direction != wants {
+        let (moves, given) = match wants {
+            Direction::FromDevice => ("moves data from the device", "a buffer to read into"),
+            _ => ("sends data to the device", "the data to write"),
+        };
+        let has = match direction {
+            Direction::None => "no buffer".to_string(),
+            Direction::FromDevice => "a buffer to read into".to_string(),
+            Direction::ToDevice => "data to write".to_string(),
+        };
+        return Some(format!(
+            "{name} of {blocks} blocks {moves}, but the command carries {has}; give it {given}"
+        ));
+    }
+    let (per_block, known) = match block_size {
+        Some(b) if b > 0 => (u64::from(b), true),
+        _ => (512, false),
+    };
+    let need = blocks.saturating_mul(per_block);
+    if (len as u64) < need {
+        let basis = if known {
+            format!("the device's {per_block}-byte blocks")
+        } else {
+            "512 bytes a block, the smallest there is".to_string()
+        };
+        let what = match wants {
+            Direction::FromDevice => "the rest of what the device reads would be lost",
+            _ => "the device would store blocks it was never given",
+        };
+        return Some(format!(
+            "{name} names {blocks} blocks, {need} bytes at {basis}, but the buffer holds {len} \
+             bytes: {what}; give a buffer of at least {need} bytes or name fewer blocks"
+        ));
+    }
+    None
 }
 
 /// Builds the [`Outcome`] from a completed header. `alignment` gives the
@@ -788,6 +855,48 @@ pub(crate) fn page_size() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_or_write_needs_a_buffer_for_every_block_it_names() {
+        use Direction::{FromDevice, None as NoData, ToDevice};
+        let read8 = Cdb::read_10(0, 8);
+        // Unknown block size: 512 bytes a block bound the need.
+        let why = transfer_refusal(&read8, FromDevice, 512, None).expect("refused");
+        assert!(
+            why.contains("8 blocks, 4096 bytes") && why.contains("holds 512"),
+            "{why}"
+        );
+        assert_eq!(transfer_refusal(&read8, FromDevice, 4096, None), None);
+        // A known block size raises the need; a longer buffer is fine.
+        let why = transfer_refusal(&read8, FromDevice, 4096, Some(4096)).expect("refused");
+        assert!(
+            why.contains("32768 bytes at the device's 4096-byte blocks"),
+            "{why}"
+        );
+        assert_eq!(
+            transfer_refusal(&read8, FromDevice, 65536, Some(4096)),
+            None
+        );
+        // A write short of its blocks, or one with no data, is refused too.
+        let write = Cdb::write_16(7, 2).unwrap();
+        assert!(transfer_refusal(&write, ToDevice, 1023, Some(512)).is_some());
+        assert_eq!(transfer_refusal(&write, ToDevice, 1024, Some(512)), None);
+        let why = transfer_refusal(&write, NoData, 0, None).expect("refused");
+        assert!(why.contains("carries no buffer"), "{why}");
+        // The wrong direction is refused whatever the length.
+        let why = transfer_refusal(&read8, ToDevice, 4096, None).expect("refused");
+        assert!(why.contains("moves data from the device"), "{why}");
+        // READ(6) of 0 means 256 blocks; READ(10) of 0 moves nothing.
+        let read6 = Cdb::new(&[0x08, 0, 0, 0, 0, 0]).unwrap();
+        assert!(transfer_refusal(&read6, FromDevice, 255 * 512, None).is_some());
+        assert_eq!(transfer_refusal(&read6, FromDevice, 256 * 512, None), None);
+        assert_eq!(transfer_refusal(&Cdb::read_10(0, 0), NoData, 0, None), None);
+        // Commands without a block count are not judged.
+        assert_eq!(
+            transfer_refusal(&Cdb::inquiry(96), FromDevice, 1, None),
+            None
+        );
+    }
 
     #[test]
     fn read_only_handles_send_only_read_safe_commands_without_data_out() {

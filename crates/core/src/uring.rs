@@ -697,6 +697,10 @@ impl BsgRing {
             return Err(Rejected::new(e, data));
         }
         let len = data.len();
+        let known = self.fd.block_size().get().copied();
+        if let Some(why) = crate::io::transfer_refusal(cmd.cdb(), data.direction(), len, known) {
+            return Err(Rejected::new(self.fd.invalid(name, why), data));
+        }
         let Ok(len32) = u32::try_from(len) else {
             let e = self.fd.invalid(
                 name,
