@@ -11,6 +11,10 @@
 
 #include "check.h"
 
+#if !SGMAP_CHECK_VERSION(0, 1, 0)
+#error "this example needs sgmap 0.1.0 or newer"
+#endif
+
 int main(int argc, char **argv)
 {
     const char *path = device_path(argc, argv);
@@ -21,6 +25,10 @@ int main(int argc, char **argv)
               sgmap_version_number() == SGMAP_VERSION_NUMBER,
           "library version %u matches the header's %u", sgmap_version_number(),
           (unsigned)SGMAP_VERSION_NUMBER);
+    CHECK(SGMAP_CHECK_VERSION(SGMAP_VERSION_MAJOR, SGMAP_VERSION_MINOR, SGMAP_VERSION_PATCH) &&
+              SGMAP_CHECK_VERSION(0, 0, 99) && !SGMAP_CHECK_VERSION(SGMAP_VERSION_MAJOR + 1, 0, 0) &&
+              !SGMAP_CHECK_VERSION(SGMAP_VERSION_MAJOR, SGMAP_VERSION_MINOR + 1, 0),
+          "SGMAP_CHECK_VERSION: true for this version and older, false for newer");
 
     /* Discovery: what sysfs knows. The strings live until the list is freed. */
     sgmap_device_list *list = NULL;

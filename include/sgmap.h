@@ -55,6 +55,12 @@
 /* MAJOR * 1000000 + MINOR * 1000 + PATCH, as sgmap_version_number() returns. */
 #define SGMAP_VERSION_NUMBER \
     (SGMAP_VERSION_MAJOR * 1000000 + SGMAP_VERSION_MINOR * 1000 + SGMAP_VERSION_PATCH)
+/* True when this header is version MAJOR.MINOR.PATCH or newer, for #if:
+ *   #if !SGMAP_CHECK_VERSION(0, 1, 0)
+ *   #error "sgmap 0.1.0 or newer is needed"
+ *   #endif */
+#define SGMAP_CHECK_VERSION(major, minor, patch) \
+    (SGMAP_VERSION_NUMBER >= (major) * 1000000 + (minor) * 1000 + (patch))
 
 /**
  * The most sense data a command can return (the v3 interface's limit).
@@ -405,7 +411,9 @@ typedef uint32_t sgmap_mode;
  * (here, on queues, pools and rings alike): the kernel would move what
  * fits and report success, losing the rest of a read or storing blocks a
  * write never gave. The need is blocks × the block size once the handle
- * knows it (after `sgmap_block_size`), else blocks × 512.
+ * knows it (after `sgmap_block_size` or `sgmap_read_capacity` on a device;
+ * a ring asks the device at `sgmap_ring_open`), else blocks × 512, the
+ * smallest block size: a queue or pool opened by path counts 512.
  */
 typedef struct sgmap_command {
     /**
@@ -937,7 +945,7 @@ typedef struct sgmap_ring_completion {
     uint32_t buffer;
     /**
      * 0 when the command ran: `outcome` says how. Otherwise the errno the
-     * kernel refused it with (it did not run) and `outcome` is all zero.
+     * kernel refused it with (it did not run) and every field of `outcome` is zero.
      */
     int32_t os_errno;
     /**
@@ -1118,7 +1126,8 @@ void sgmap_direct_buffer_free(void *ptr);
  * `SGMAP_INVALID_CDB`, `SGMAP_INVALID_ARGUMENT`, `SGMAP_WRONG_STATE` (mmap
  * IO before mapping, and the mapped-handle rules below)
  * or `SGMAP_NULL_PARAMETER` when it was not sent. Whenever the command did
- * not run, `*outcome` is all zero.
+ * not run, every field of `*outcome` is zero (its padding bytes are not
+ * defined: compare fields, not bytes).
  *
  * On a mapped handle commands run one at a time; on an unmapped one they
  * may overlap. A mapped handle carries only `SGMAP_MODE_MMAP` commands and
@@ -1993,8 +2002,9 @@ void sgmap_completion_free(struct sgmap_completion *c);
 sgmap_result sgmap_ring_open(const char *path, uint32_t depth, uint32_t flags, struct sgmap_ring **out);
 
 /**
- * Waits for every command still in flight (their completions are
- * discarded), then closes the ring and frees its registered buffers: every
+ * Sends the commands submitted but not yet flushed, waits for every
+ * command in flight (their completions are discarded: a write's data
+ * reaches the device, but its status is not seen), then closes the ring and frees its registered buffers: every
  * address `sgmap_ring_register_buffers` gave is invalid afterwards. NULL
  * does nothing.
  *

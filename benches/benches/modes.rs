@@ -6,7 +6,9 @@
 //! And at queue depth 16 (sgmap's asynchronous queue for direct and
 //! indirect IO, its mmap fd pool for mmap) beside depth 1, reads and writes
 //! at 4 KiB and 64 KiB: one criterion iteration is one command, timed over a
-//! whole batch kept 16 deep.
+//! whole batch kept 16 deep. On Linux 7.1 and later the depth groups add
+//! `uring`: the same commands through io_uring on the bsg node with
+//! registered buffers (sgmap's `BsgRing`); older kernels skip it, saying so.
 //!
 //! `cargo xtask bench` runs this inside the test bed against scsi_debug: the
 //! depth-1 groups (`read/sync`, `write/sync`) in its `sync` phase
@@ -17,6 +19,7 @@
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use sgmap_benches::uring::{kernel_has_uring, kernel_release};
 use sgmap_benches::{device_from_env, Cycle, DeviceFacts, Dir, Runner, Session, Way};
 
 /// Depths compared in the depth groups.
@@ -86,10 +89,19 @@ fn sync_groups(c: &mut Criterion, path: &std::path::Path, facts: &DeviceFacts) {
     }
 }
 
-/// Depth 1 and 16 through the queue and the pool; one iteration is one
+/// Depth 1 and 16 through the queue, the pool and (7.1+) the ring; one iteration is one
 /// command, timed over a batch kept `depth` deep.
 fn depth_groups(c: &mut Criterion, path: &std::path::Path, facts: &DeviceFacts) {
     let block = facts.block_size;
+    let mut ways = Way::ALL.to_vec();
+    if kernel_has_uring() == Some(true) {
+        ways.push(Way::Uring);
+    } else {
+        eprintln!(
+            "depth groups: uring skipped: Linux {} has no SCSI passthrough through io_uring (7.1+)",
+            kernel_release()
+        );
+    }
     for dir in [Dir::Read, Dir::Write] {
         for depth in DEPTHS {
             let mut group = c.benchmark_group(format!("{dir}/depth{depth}"));
@@ -98,7 +110,7 @@ fn depth_groups(c: &mut Criterion, path: &std::path::Path, facts: &DeviceFacts) 
                 .filter(|s| *s <= facts.max_size() && s % block == 0)
             {
                 group.throughput(Throughput::Bytes(size as u64));
-                for way in Way::ALL {
+                for &way in &ways {
                     let name = format!("{dir}/depth{depth}/{way}/{size}");
                     let mut runner = match Runner::open(path, way, dir, size, depth) {
                         Ok(r) => r,

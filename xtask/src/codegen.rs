@@ -58,7 +58,13 @@ fn version_macros((major, minor, patch): (u32, u32, u32)) -> String {
          #define SGMAP_VERSION_STRING \"{major}.{minor}.{patch}\"\n\
          /* MAJOR * 1000000 + MINOR * 1000 + PATCH, as sgmap_version_number() returns. */\n\
          #define SGMAP_VERSION_NUMBER \\\n    \
-         (SGMAP_VERSION_MAJOR * 1000000 + SGMAP_VERSION_MINOR * 1000 + SGMAP_VERSION_PATCH)"
+         (SGMAP_VERSION_MAJOR * 1000000 + SGMAP_VERSION_MINOR * 1000 + SGMAP_VERSION_PATCH)\n\
+         /* True when this header is version MAJOR.MINOR.PATCH or newer, for #if:\n \
+         *   #if !SGMAP_CHECK_VERSION(0, 1, 0)\n \
+         *   #error \"sgmap 0.1.0 or newer is needed\"\n \
+         *   #endif */\n\
+         #define SGMAP_CHECK_VERSION(major, minor, patch) \\\n    \
+         (SGMAP_VERSION_NUMBER >= (major) * 1000000 + (minor) * 1000 + (patch))"
     )
 }
 

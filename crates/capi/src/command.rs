@@ -232,7 +232,9 @@ impl sgmap_outcome {
 /// (here, on queues, pools and rings alike): the kernel would move what
 /// fits and report success, losing the rest of a read or storing blocks a
 /// write never gave. The need is blocks × the block size once the handle
-/// knows it (after `sgmap_block_size`), else blocks × 512.
+/// knows it (after `sgmap_block_size` or `sgmap_read_capacity` on a device;
+/// a ring asks the device at `sgmap_ring_open`), else blocks × 512, the
+/// smallest block size: a queue or pool opened by path counts 512.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct sgmap_command {
@@ -357,7 +359,8 @@ pub(crate) unsafe fn parse_command(c: &sgmap_command) -> Result<(Command, Direct
 /// `SGMAP_INVALID_CDB`, `SGMAP_INVALID_ARGUMENT`, `SGMAP_WRONG_STATE` (mmap
 /// IO before mapping, and the mapped-handle rules below)
 /// or `SGMAP_NULL_PARAMETER` when it was not sent. Whenever the command did
-/// not run, `*outcome` is all zero.
+/// not run, every field of `*outcome` is zero (its padding bytes are not
+/// defined: compare fields, not bytes).
 ///
 /// On a mapped handle commands run one at a time; on an unmapped one they
 /// may overlap. A mapped handle carries only `SGMAP_MODE_MMAP` commands and

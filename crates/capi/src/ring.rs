@@ -76,7 +76,7 @@ pub struct sgmap_ring_completion {
     /// read there), or `SGMAP_RING_NO_BUFFER`.
     pub buffer: u32,
     /// 0 when the command ran: `outcome` says how. Otherwise the errno the
-    /// kernel refused it with (it did not run) and `outcome` is all zero.
+    /// kernel refused it with (it did not run) and every field of `outcome` is zero.
     pub os_errno: i32,
     /// Status, sense data, residual, bytes transferred.
     pub outcome: sgmap_outcome,
@@ -174,8 +174,9 @@ fn for_c(e: sgmap::Error) -> sgmap::Error {
     }
 }
 
-/// Waits for every command still in flight (their completions are
-/// discarded), then closes the ring and frees its registered buffers: every
+/// Sends the commands submitted but not yet flushed, waits for every
+/// command in flight (their completions are discarded: a write's data
+/// reaches the device, but its status is not seen), then closes the ring and frees its registered buffers: every
 /// address `sgmap_ring_register_buffers` gave is invalid afterwards. NULL
 /// does nothing.
 ///

@@ -29,7 +29,9 @@ pub enum Direction {
 /// residual of 0, losing the rest of a read unseen, or storing blocks a
 /// write never gave. The need is blocks × the device's block size once
 /// sgmap knows it on that handle (after [`Device::block_size`](crate::Device::block_size) or
-/// `read_capacity`), else blocks × 512, the smallest block size there is.
+/// `read_capacity`; a `BsgRing` asks at open), else blocks × 512, the
+/// smallest block size there is: a `Queue` built from a `Device` that read
+/// it, or a `Pool` of such devices, checks exactly.
 /// A longer buffer is fine: the residual says what was not moved.
 ///
 /// ```

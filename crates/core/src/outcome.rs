@@ -124,7 +124,10 @@ pub struct Outcome {
     /// more than `requested`. Only meaningful for a command that succeeded:
     /// see [`transferred`](Self::transferred).
     pub resid: usize,
-    /// Time the command took, as the driver measured it (millisecond resolution).
+    /// Time the command took: as the sg driver measured it (millisecond
+    /// resolution); through a [`BsgRing`](crate::BsgRing), which has no such
+    /// report, from submission to completion as sgmap's clock saw it when the
+    /// ring was opened with `measure_duration(true)`, else zero.
     pub duration: Duration,
     /// The mode asked for.
     pub requested_mode: Mode,

@@ -454,7 +454,41 @@ impl BsgRing {
             enters: 0,
         };
         ring.probe()?;
+        ring.learn_block_size();
         Ok(ring)
+    }
+
+    /// Asks the device its block size with READ CAPACITY(10) through the
+    /// ring (passing over a UNIT ATTENTION or two), so that `submit` can
+    /// refuse a READ or WRITE whose buffer is short of its blocks on a disk
+    /// of 4096-byte blocks too. A device that does not answer (not a disk,
+    /// a fault) leaves it unknown: the check then counts 512 bytes a block.
+    /// The ring's tickets, peak and `enters` start over afterwards.
+    fn learn_block_size(&mut self) {
+        let cmd =
+            Command::new(crate::cdb::Cdb::read_capacity_10()).timeout(Duration::from_secs(10));
+        for _ in 0..3 {
+            if self.submit(&cmd, Payload::read(vec![0u8; 8])).is_err() {
+                break;
+            }
+            let Ok(c) = self.wait() else { break };
+            if c.outcome.is_good() {
+                let size = match crate::response::Capacity::parse_10(c.bytes()) {
+                    Ok(cap) => Some(cap.block_size),
+                    Err(crate::response::ResponseError::NeedsReadCapacity16 { block_size }) => {
+                        Some(block_size)
+                    }
+                    Err(_) => None,
+                };
+                if let Some(b) = size.filter(|b| *b >= 512) {
+                    let _ = self.fd.block_size().set(b);
+                }
+                break;
+            }
+        }
+        self.next_ticket = 0;
+        self.peak = 0;
+        self.enters = 1;
     }
 
     /// Sends one command without a CDB: Linux 7.1+ refuses it with EINVAL
@@ -545,7 +579,10 @@ impl BsgRing {
     }
 
     /// `io_uring_enter` calls made so far: how many system calls the
-    /// commands cost.
+    /// commands cost. A fresh ring shows 1: opening sends one probe (a
+    /// command without a CDB, which never reaches the device) to learn that
+    /// the kernel takes SCSI commands through io_uring, then a READ
+    /// CAPACITY for the block size, which is not counted.
     pub fn enters(&self) -> u64 {
         self.enters
     }
@@ -553,7 +590,9 @@ impl BsgRing {
     /// The queue's DMA alignment rule, as a mask: a buffer whose address and
     /// length pass it is mapped (pinned) by the kernel, else copied.
     /// From the block device's `queue/dma_alignment` in sysfs when the
-    /// device has one, else 511 (the block layer's default).
+    /// device has one, else the SCSI midlayer's default (3 on x86, where
+    /// [`Device::dma_alignment`](crate::Device::dma_alignment) gives 4 by
+    /// the same rule), else 511 (the block layer's default).
     pub fn dma_alignment_mask(&self) -> usize {
         self.dma_mask
     }
@@ -778,7 +817,8 @@ impl BsgRing {
     }
 
     /// Hands every queued command to the kernel in one `io_uring_enter`
-    /// (retried through signals) and returns how many went.
+    /// (retried through signals) and returns how many went. Completions
+    /// already posted are collected on the way and kept for the next wait.
     pub fn flush(&mut self) -> Result<usize> {
         let before = self.queued.len();
         let mut idle = 0;
@@ -824,7 +864,10 @@ impl BsgRing {
     }
 
     /// The completion of `ticket`, blocking until that command is done; the
-    /// others are kept for later waits.
+    /// others are kept for later waits. A ticket that is not pending here
+    /// (never submitted on this ring, or already collected) gives a
+    /// [`Refused`] without a ticket, like a failure of the ring, though the
+    /// ring is unharmed: it names the ticket in its message.
     pub fn wait_for(&mut self, ticket: Ticket) -> std::result::Result<Completion, Refused> {
         let is = |c: &std::result::Result<Completion, Refused>| match c {
             Ok(c) => c.ticket == ticket,
@@ -1155,7 +1198,7 @@ fn ring_setup_error(node: &Path, source: std::io::Error) -> Error {
 }
 
 /// The queue's DMA alignment mask for the device behind bsg `node`, from a
-/// block device's `queue/dma_alignment` when sysfs shows one; else 511.
+/// block device's `queue/dma_alignment` when sysfs shows one; else the SCSI midlayer default.
 fn dma_mask(node: &Path) -> usize {
     let read = || -> Option<usize> {
         let meta = std::fs::metadata(node).ok()?;
@@ -1165,7 +1208,15 @@ fn dma_mask(node: &Path) -> usize {
         let text = std::fs::read_to_string(disk.join("queue/dma_alignment")).ok()?;
         text.trim().parse().ok()
     };
-    read().unwrap_or(511)
+    // Without a block device, the SCSI midlayer's default for the queue (a
+    // mask of 3 on x86), the same rule as Device::dma_alignment; else the
+    // block layer's 511.
+    let midlayer = if cfg!(any(target_arch = "x86", target_arch = "x86_64")) {
+        3
+    } else {
+        511
+    };
+    read().unwrap_or(midlayer)
 }
 
 /// The bsg node of `path`: `path` itself when it is one, else the one sysfs

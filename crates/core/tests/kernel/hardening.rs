@@ -11,7 +11,7 @@ use sgmap_testkit::{ensure, kernel_version, Ctx, Failed, KernelTest};
 
 pub(crate) const TESTS: [KernelTest; 4] = [
     KernelTest::device(
-        "every_path_refuses_a_buffer_short_of_the_blocks_its_cdb_names",
+        "integrity_every_path_refuses_a_buffer_short_of_the_blocks_its_cdb_names",
         short_buffers_refused,
     ),
     KernelTest::device(
@@ -287,6 +287,25 @@ fn short_buffers_refused(ctx: &Ctx) -> Result<(), Failed> {
                 .map(drop)
                 .map_err(|r| r.into_parts().0),
         )?;
+        // The ring asked the block size at open: on a disk of 4096-byte
+        // blocks one block in 512 bytes is short too.
+        let one = Command::new(Cdb::read_10(LBA, 1));
+        match ring.submit(&one, Payload::read(vec![0u8; 512])) {
+            Err(r) if block > 512 => {
+                let text = r.error().to_string();
+                ensure(
+                    text.contains(&format!("device's {block}-byte blocks")),
+                    format!("the ring knows the block size: {text}"),
+                )?;
+            }
+            Err(r) => return Err(format!("1 block in 512 bytes refused: {}", r.error()).into()),
+            Ok(_) if block > 512 => {
+                return Err(format!("io_uring: 1 block of {block} bytes went out with 512").into())
+            }
+            Ok(_) => {
+                ring.wait()?;
+            }
+        }
     }
     let mut after = vec![0u8; 8 * block];
     dev.execute(&read8, Data::FromDevice(&mut after))?
