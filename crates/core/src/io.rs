@@ -789,12 +789,14 @@ fn fallback_reason(data: *const u8, len: usize, alignment: Option<usize>) -> Fal
 /// midlayer's default (`max(4, dma_get_cache_alignment())` in
 /// `scsi_init_limits`, which is 4 on x86, where DMA needs no cache-line
 /// alignment); `None` elsewhere, when unknown.
+/// The SCSI midlayer's DMA alignment for a queue no block device reports
+/// on: 4 bytes on x86; unknown elsewhere.
+pub(crate) fn midlayer_dma_alignment() -> Option<usize> {
+    cfg!(any(target_arch = "x86", target_arch = "x86_64")).then_some(4)
+}
+
 fn queue_dma_alignment(fd: BorrowedFd<'_>) -> Option<usize> {
-    let midlayer_default = if cfg!(any(target_arch = "x86", target_arch = "x86_64")) {
-        Some(4)
-    } else {
-        None
-    };
+    let midlayer_default = midlayer_dma_alignment();
     let Ok(st) = nix::sys::stat::fstat(fd.as_raw_fd()) else {
         return midlayer_default;
     };

@@ -1208,15 +1208,9 @@ fn dma_mask(node: &Path) -> usize {
         let text = std::fs::read_to_string(disk.join("queue/dma_alignment")).ok()?;
         text.trim().parse().ok()
     };
-    // Without a block device, the SCSI midlayer's default for the queue (a
-    // mask of 3 on x86), the same rule as Device::dma_alignment; else the
-    // block layer's 511.
-    let midlayer = if cfg!(any(target_arch = "x86", target_arch = "x86_64")) {
-        3
-    } else {
-        511
-    };
-    read().unwrap_or(midlayer)
+    // Without a block device, the SCSI midlayer's default, the same rule
+    // as Device::dma_alignment; else the block layer's 511.
+    read().unwrap_or_else(|| crate::io::midlayer_dma_alignment().map_or(511, |a| a - 1))
 }
 
 /// The bsg node of `path`: `path` itself when it is one, else the one sysfs
