@@ -19,7 +19,7 @@ use crate::size::{human, parse_bytes, parse_usize};
 use crate::{print_json, progress, Failure, Output, Result};
 
 /// The most mapped fds `--mode mmap --depth N` opens.
-const MAX_MMAP_DEPTH: usize = 256;
+pub(crate) const MAX_MMAP_DEPTH: usize = 256;
 
 /// What `--mode` asks for: one transport, or `auto`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +32,8 @@ pub(crate) enum ModeArg {
 }
 
 impl ModeArg {
-    fn name(self) -> &'static str {
+    /// The name as `--mode` spells it.
+    pub(crate) fn name(self) -> &'static str {
         match self {
             ModeArg::Auto => "auto",
             ModeArg::Way(w) => w.name(),
@@ -167,10 +168,41 @@ impl From<ModeCounts> for ModesJson {
     }
 }
 
-enum Sink {
+/// Where read data goes.
+pub(crate) enum Sink {
+    /// Nowhere.
     None,
+    /// A file (its path for messages).
     File(File, PathBuf),
+    /// Standard output.
     Stdout(std::io::StdoutLock<'static>),
+}
+
+impl Sink {
+    /// Writes `data`; the error says where it could not go.
+    pub(crate) fn put(&mut self, data: &[u8]) -> std::result::Result<(), String> {
+        match self {
+            Sink::None => Ok(()),
+            Sink::File(f, p) => f
+                .write_all(data)
+                .map_err(|e| format!("cannot write to {}: {e}", p.display())),
+            Sink::Stdout(out) => out
+                .write_all(data)
+                .map_err(|e| format!("cannot write to stdout: {e}")),
+        }
+    }
+
+    /// Flushes (and for a file, syncs) what was written.
+    pub(crate) fn flush(&mut self) -> std::result::Result<(), String> {
+        match self {
+            Sink::File(f, p) => f
+                .flush()
+                .and_then(|_| f.sync_data())
+                .map_err(|e| format!("cannot flush {}: {e}", p.display())),
+            Sink::Stdout(out) => out.flush().map_err(|e| format!("cannot flush stdout: {e}")),
+            Sink::None => Ok(()),
+        }
+    }
 }
 
 enum Source {
@@ -298,15 +330,7 @@ fn stream_transfer(
         .depth(c.depth);
     let totals = match dir {
         Dir::Read => stream::read(&c.device, range, opts, |lba, data: &[u8]| {
-            match sink {
-                Sink::None => {}
-                Sink::File(f, p) => f
-                    .write_all(data)
-                    .map_err(|e| fail(format!("cannot write to {}: {e}", p.display())))?,
-                Sink::Stdout(out) => out
-                    .write_all(data)
-                    .map_err(|e| fail(format!("cannot write to stdout: {e}")))?,
-            }
+            sink.put(data).map_err(fail)?;
             if let Some(v) = verifier.as_mut() {
                 check_back(v, lba, data, way, op, fail)?;
             }
@@ -420,15 +444,7 @@ fn uring_transfer(
                 Ok::<(), Failure>(())
             },
             |lba, data: &[u8]| {
-                match &mut *sink {
-                    Sink::None => {}
-                    Sink::File(f, p) => f
-                        .write_all(data)
-                        .map_err(|e| fail(format!("cannot write to {}: {e}", p.display())))?,
-                    Sink::Stdout(out) => out
-                        .write_all(data)
-                        .map_err(|e| fail(format!("cannot write to stdout: {e}")))?,
-                }
+                sink.put(data).map_err(fail)?;
                 if let Some(v) = verifier_r.as_mut() {
                     check_back(v, lba, data, Way::Uring, op, fail)?;
                 }
@@ -462,6 +478,73 @@ pub(crate) fn pattern(seed: u64, lba: u64, block: usize, buf: &mut [u8]) {
     }
 }
 
+/// What `--mode` runs: a transport as asked, or for `auto` io_uring where
+/// the kernel has it (else mmap, with the reason for the report).
+pub(crate) fn resolve_mode(mode: ModeArg) -> (Way, Option<String>) {
+    match mode {
+        ModeArg::Way(w) => (w, None),
+        ModeArg::Auto => match kernel_has_uring() {
+            Some(true) => (Way::Uring, None),
+            _ => (
+                Way::Mmap,
+                Some(format!(
+                    "Linux {} has no SCSI passthrough through io_uring on bsg ({} or later needed)",
+                    kernel_release(),
+                    sgmap::RING_NEEDS_KERNEL
+                )),
+            ),
+        },
+    }
+}
+
+/// Opens the io_uring session of `device` for `way == Uring`; under
+/// `--mode auto` a ring that does not open turns `way` into mmap and says
+/// why in `auto_fallback`.
+pub(crate) fn open_ring(
+    mode: ModeArg,
+    way: &mut Way,
+    auto_fallback: &mut Option<String>,
+    device: &std::path::Path,
+    dir: Dir,
+    bs: usize,
+    depth: usize,
+) -> Result<Option<UringSession>> {
+    match UringSession::open(device, dir, bs, depth) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if mode == ModeArg::Auto => {
+            *way = Way::Mmap;
+            *auto_fallback = Some(format!("io_uring on bsg did not open: {}", e.report()));
+            Ok(None)
+        }
+        Err(e) => Err(Failure(format!(
+            "{}: {}: --mode uring: {}",
+            device.display(),
+            dir.name(),
+            Failure::from(e).0
+        ))),
+    }
+}
+
+/// Refuses a `--depth` more than `way` keeps in flight.
+pub(crate) fn check_depth(dev_name: &str, op: &str, way: Way, depth: usize) -> Result<()> {
+    let most = match way {
+        Way::Mmap => MAX_MMAP_DEPTH,
+        Way::Uring => MAX_URING_DEPTH,
+        _ => sgmap::MAX_IN_FLIGHT,
+    };
+    if depth > most {
+        return Err(Failure(format!(
+            "{dev_name}: {op}: --depth {depth}: {way} IO keeps at most {most} commands in flight{}",
+            if way == Way::Mmap {
+                " (one fd and mapped buffer each)"
+            } else {
+                " on one fd (the sg driver's limit); --mode mmap uses one fd per command"
+            }
+        )));
+    }
+    Ok(())
+}
+
 fn transfer(
     c: &Common,
     dir: Dir,
@@ -478,20 +561,7 @@ fn transfer(
     }
     // What runs: --mode auto takes io_uring where the kernel has it (and the
     // ring really opens), else mmap; the reason goes into the report.
-    let (mut way, mut auto_fallback) = match c.mode {
-        ModeArg::Way(w) => (w, None),
-        ModeArg::Auto => match kernel_has_uring() {
-            Some(true) => (Way::Uring, None),
-            _ => (
-                Way::Mmap,
-                Some(format!(
-                    "Linux {} has no SCSI passthrough through io_uring on bsg ({} or later needed)",
-                    kernel_release(),
-                    sgmap::RING_NEEDS_KERNEL
-                )),
-            ),
-        },
-    };
+    let (mut way, mut auto_fallback) = resolve_mode(c.mode);
     let mut uring = None;
     if way == Way::Uring {
         if c.depth > MAX_URING_DEPTH {
@@ -506,37 +576,17 @@ fn transfer(
                  the io_uring transport streams through the range once: drop --span or use --mode mmap"
             )));
         }
-        match UringSession::open(&c.device, dir, c.bs, c.depth) {
-            Ok(s) => uring = Some(s),
-            Err(e) if c.mode == ModeArg::Auto => {
-                way = Way::Mmap;
-                auto_fallback = Some(format!("io_uring on bsg did not open: {}", e.report()));
-            }
-            Err(e) => {
-                return Err(Failure(format!(
-                    "{dev_name}: {op}: --mode uring: {}",
-                    Failure::from(e).0
-                )))
-            }
-        }
-    }
-    let most = match way {
-        Way::Mmap => MAX_MMAP_DEPTH,
-        Way::Uring => MAX_URING_DEPTH,
-        _ => sgmap::MAX_IN_FLIGHT,
-    };
-    if c.depth > most {
-        return Err(Failure(format!(
-            "{dev_name}: {op}: --depth {}: {} IO keeps at most {most} commands in flight{}",
+        uring = open_ring(
+            c.mode,
+            &mut way,
+            &mut auto_fallback,
+            &c.device,
+            dir,
+            c.bs,
             c.depth,
-            way,
-            if way == Way::Mmap {
-                " (one fd and mapped buffer each)"
-            } else {
-                " on one fd (the sg driver's limit); --mode mmap uses one fd per command"
-            }
-        )));
+        )?;
     }
+    check_depth(&dev_name, op, way, c.depth)?;
     let facts = DeviceFacts::probe(&c.device)?;
     let block = facts.block_size as u64;
     let device_blocks = facts.blocks;
@@ -677,15 +727,7 @@ fn transfer(
             session.transfer(lba, len)?;
             if dir == Dir::Read {
                 let data = &session.data()[..len];
-                match &mut sink {
-                    Sink::None => {}
-                    Sink::File(f, p) => f
-                        .write_all(data)
-                        .map_err(|e| fail(format!("cannot write to {}: {e}", p.display())))?,
-                    Sink::Stdout(out) => out
-                        .write_all(data)
-                        .map_err(|e| fail(format!("cannot write to stdout: {e}")))?,
-                }
+                sink.put(data).map_err(&fail)?;
             }
             if let Some(v) = &mut verifier {
                 check_back(v, lba, &session.data()[..len], way, op, &fail)?;
@@ -696,16 +738,7 @@ fn transfer(
         }
         (commands, session.modes())
     };
-    match &mut sink {
-        Sink::File(f, p) => f
-            .flush()
-            .and_then(|_| f.sync_data())
-            .map_err(|e| fail(format!("cannot flush {}: {e}", p.display())))?,
-        Sink::Stdout(out) => out
-            .flush()
-            .map_err(|e| fail(format!("cannot flush stdout: {e}")))?,
-        Sink::None => {}
-    }
+    sink.flush().map_err(&fail)?;
     let wall = t0.elapsed();
     let cpu = CpuTime::now().since(cpu0);
     bar.finish();
@@ -788,7 +821,7 @@ fn transfer(
 }
 
 /// Says why direct IO ran otherwise, when it did.
-fn fallback_note(way: Way, modes: ModeCounts) -> String {
+pub(crate) fn fallback_note(way: Way, modes: ModeCounts) -> String {
     let why = match sgmap::discover::allow_dio() {
         Some(false) => "allow_dio is off (echo 1 > /sys/module/sg/parameters/allow_dio)",
         _ => "the kernel chose indirect IO (alignment or a host limit)",
