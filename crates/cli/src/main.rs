@@ -1,4 +1,4 @@
-//! `sgmap`: list, inspect, read, write and benchmark Linux SCSI generic (sg)
+//! `sgmap`: list, inspect, read, write, copy and benchmark Linux SCSI generic (sg)
 //! devices, moving data in mmap-ed, direct or indirect IO and saying which
 //! really happened.
 //!
@@ -7,6 +7,7 @@
 //! sgmap info /dev/sg0                          # inquiry, capacity, driver, reserved buffer, allow_dio
 //! sgmap read /dev/sg0 --mode mmap --bs 1m --size 64m --out disk.img
 //! sgmap write /dev/sg0 --mode direct --bs 256k --in disk.img --verify
+//! sgmap copy if=/dev/sg0 of=/dev/sg1 bs=1m --mode mmap --depth 8 --verify
 //! sgmap read /dev/sg0 --mode indirect --depth 16 --bs 64k --count 1000 --json
 //! sgmap bench /dev/sg0 --peers --plot bench.svg  # modes, depths, sg_read and fio, floors
 //! ```
@@ -17,6 +18,7 @@
 //! do), 2 for a usage error.
 
 mod bench;
+mod copy;
 mod info;
 mod peers;
 mod plot;
@@ -60,6 +62,10 @@ enum Cmd {
     Read(xfer::ReadArgs),
     /// Write to a device (destroys the data there), from a file or a pattern.
     Write(xfer::WriteArgs),
+    /// Copy between an sg device and a file, or between sg devices, dd style:
+    /// sgmap copy if=SRC of=DST [bs=..] [bpt=..] [count=..] [skip=..] [seek=..].
+    #[command(after_help = copy::AFTER_HELP)]
+    Copy(copy::CopyArgs),
     /// Compare the three transfer modes (and queue depths, and optionally
     /// sg3_utils' sg_read and fio) on one device, against the floors.
     Bench(bench::BenchArgs),
@@ -121,6 +127,7 @@ fn main() -> ExitCode {
         Cmd::Info { device, json } => info::info(&device, json),
         Cmd::Read(args) => xfer::read(&args),
         Cmd::Write(args) => xfer::write(&args),
+        Cmd::Copy(args) => copy::copy(&args),
         Cmd::Bench(args) => bench::run(&args),
     };
     match result {
