@@ -822,7 +822,18 @@ pub(crate) fn copy(args: &CopyArgs) -> Result<()> {
     let cpu0 = CpuTime::now();
     let t0 = Instant::now();
     let mut good = 0u64;
-    let result = run(&mut src, &mut dst, shape, &mut bar, &mut good);
+    // Files open before anything moves: a file that does not open is a
+    // plain error, not a copy stopped part way.
+    let setup = |h: Halt| match h {
+        Halt::Source { msg, .. } | Halt::Dest { msg, .. } => usage(msg),
+        Halt::Peer => usage("cannot set up".into()),
+    };
+    let files = match (src.kind, dst.kind) {
+        (Kind::Sg, Kind::Sg) => Files::None,
+        (Kind::Sg, _) => Files::Sink(open_sink(&dst, shape).map_err(setup)?),
+        _ => Files::Source(open_source(&src, shape).map_err(setup)?),
+    };
+    let result = run(&mut src, &mut dst, files, shape, &mut bar, &mut good);
     bar.finish();
     let (s_stats, d_stats) = match result {
         Ok(v) => v,
@@ -946,15 +957,23 @@ fn blocks_phrase(src: &End, dst: &End) -> String {
 }
 
 /// Moves the data; `good` ends as the bytes on the destination known good.
+/// The file side of a copy, opened.
+enum Files {
+    None,
+    Sink(Sink),
+    Source(FileIn),
+}
+
 fn run(
     src: &mut End,
     dst: &mut End,
+    files: Files,
     s: Shape,
     bar: &mut progress::Meter,
     good: &mut u64,
 ) -> std::result::Result<(SideStats, SideStats), Halt> {
-    match (src.kind, dst.kind) {
-        (Kind::Sg, Kind::Sg) => {
+    match files {
+        Files::None => {
             let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(s.depth.max(2));
             let (back_tx, back_rx) = mpsc::channel::<Vec<u8>>();
             std::thread::scope(|scope| {
@@ -987,8 +1006,7 @@ fn run(
                 }
             })
         }
-        (Kind::Sg, _) => {
-            let mut sink = open_sink(dst, s)?;
+        Files::Sink(mut sink) => {
             let r = read_device(src, s, &mut |data| {
                 sink.put(data)
                     .map_err(|msg| Halt::Dest { lba: None, msg })?;
@@ -1005,8 +1023,7 @@ fn run(
             })?;
             Ok((st, SideStats::default()))
         }
-        _ => {
-            let mut input = open_source(src, s)?;
+        Files::Source(mut input) => {
             let st = write_device(dst, s, &mut |buf| input.fill(buf), bar, good)?;
             Ok((SideStats::default(), st))
         }

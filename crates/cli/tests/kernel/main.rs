@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use sgmap_testkit::{ensure, ensure_eq, pattern, Ctx, Failed, KernelTest};
+use sgmap_testkit::{
+    ensure, ensure_eq, pattern, sdebug_opts, Ctx, Failed, KernelTest, Knob, SCSI_DEBUG_SYSFS,
+};
 
 const SGMAP: &str = env!("CARGO_BIN_EXE_sgmap");
 
@@ -48,6 +50,24 @@ fn main() -> std::process::ExitCode {
             "uring_mode_before_7_1_fails_saying_what_is_missing",
             uring_mode_needs_7_1,
         ),
+        KernelTest::scsi_debug(
+            "copy_integrity_file_to_device_to_file_in_every_sg_mode_and_depth",
+            copy_file_device_file,
+        ),
+        KernelTest::scsi_debug_on_linux(
+            "copy_integrity_file_to_device_to_file_through_uring",
+            V7_1,
+            copy_file_device_file_uring,
+        ),
+        KernelTest::scsi_debug(
+            "copy_integrity_device_to_device_two_disks_and_one_disk",
+            copy_device_to_device,
+        ),
+        KernelTest::scsi_debug(
+            "copy_stopped_mid_way_says_what_is_known_good_and_exits_non_zero",
+            copy_stopped_mid_way,
+        ),
+        KernelTest::scsi_debug("copy_refuses_what_it_cannot_do", copy_refusals),
     ])
 }
 
@@ -950,4 +970,567 @@ fn uring_mode_needs_7_1(ctx: &Ctx) -> Result<(), Failed> {
         String::from_utf8_lossy(&out.stderr).contains("uring, or auto"),
         "the usage error lists uring and auto",
     )
+}
+
+/// The real `cmp` of the test bed's root file system: byte for byte, or the
+/// first difference as it reports it.
+fn cmp(a: &Path, b: &Path) -> Result<(), Failed> {
+    let cmp = Path::new("/usr/bin/cmp");
+    ensure(
+        cmp.exists(),
+        "/usr/bin/cmp is missing in the test bed (package diffutils)",
+    )?;
+    let out = Command::new(cmp)
+        .arg(a)
+        .arg(b)
+        .output()
+        .map_err(|e| format!("cannot run /usr/bin/cmp: {e}"))?;
+    ensure(
+        out.status.success(),
+        format!(
+            "cmp {} {}: {}{}",
+            a.display(),
+            b.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap_or_default()
+}
+
+fn block_of(device: &str) -> Result<u64, Failed> {
+    let info = json(&["info", device, "--json"])?;
+    u(&info["capacity"]["block_size"], "block size")
+}
+
+/// Writes a pattern file of `len` bytes tagged `seed`.
+fn pattern_file(
+    dir: &Path,
+    name: &str,
+    len: usize,
+    seed: u64,
+    block: usize,
+) -> Result<PathBuf, Failed> {
+    let mut data = vec![0u8; len];
+    pattern(seed, 0, block, &mut data);
+    let p = dir.join(name);
+    std::fs::write(&p, &data).map_err(|e| format!("write {}: {e}", p.display()))?;
+    Ok(p)
+}
+
+/// `sgmap copy ARGS --json`, checked for its bytes and that every command of
+/// each sg side ran in `mode` (for direct, as the kernel reports it).
+fn copy_checked(args: &[&str], bytes: u64, mode: &str) -> Result<Value, Failed> {
+    let mut all = vec!["copy"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    let v = json(&all)?;
+    ensure_eq(
+        u(&v["bytes"], "bytes")?,
+        bytes,
+        format!("bytes of copy {}", args.join(" ")),
+    )?;
+    ensure(f(&v["mb_per_s"], "mb_per_s")? > 0.0, "copy rate")?;
+    for side in ["source", "destination"] {
+        if v[format!("{side}_kind")] != "sg" {
+            continue;
+        }
+        ensure_eq(
+            v[format!("{side}_mode")].as_str(),
+            Some(mode),
+            format!("{side} mode"),
+        )?;
+        let commands = u(&v[format!("{side}_commands")], "commands")?;
+        ensure(commands > 0, format!("{side} ran no command: {v}"))?;
+        let seen = if mode == "uring" { "direct" } else { mode };
+        ensure_eq(
+            u(&v["modes_seen"][side][seen], "modes_seen")?,
+            commands,
+            format!(
+                "copy {}: every {side} command ran {seen}: {v}",
+                args.join(" ")
+            ),
+        )?;
+    }
+    Ok(v)
+}
+
+/// A pattern file copied onto the device and back into another file, at
+/// depth 1 and 4, in each mode; the files compared with cmp. Sizes and
+/// offsets are whole 4096-byte blocks, with a short last transfer.
+fn copy_round_trips(ctx: &Ctx, modes: &[&str], tag: &str) -> Result<(), Failed> {
+    let dir = scratch(tag)?;
+    let block = block_of(dev(ctx))?;
+    let len = 37 * 16384 + 8192;
+    for (i, mode) in modes.iter().enumerate() {
+        for depth in ["1", "4"] {
+            let seed = 60 + i as u64 * 2 + u64::from(depth == "4");
+            let input = pattern_file(
+                &dir,
+                &format!("in-{mode}-{depth}"),
+                len,
+                seed,
+                block as usize,
+            )?;
+            let back = dir.join(format!("back-{mode}-{depth}"));
+            // 8 MiB in, 1 MiB apart per case, in the device's own blocks.
+            let at = ((8u64 << 20) + (i as u64 * 2 + u64::from(depth == "4")) * (1 << 20)) / block;
+            let (seek, skip) = (format!("seek={at}"), format!("skip={at}"));
+            let (iff, off) = (
+                format!("if={}", path_str(&input)),
+                format!("of={}", dev(ctx)),
+            );
+            let v = copy_checked(
+                &[
+                    &iff, &off, &seek, "bs=16k", "--mode", mode, "--depth", depth, "--verify",
+                ],
+                len as u64,
+                mode,
+            )?;
+            ensure_eq(v["verified"].as_bool(), Some(true), "verified")?;
+            ensure_eq(
+                u(&v["destination_commands"], "commands")?,
+                38,
+                "37 full commands and a short one",
+            )?;
+            let count = format!("count={}", len / 16384);
+            let (iff, off) = (
+                format!("if={}", dev(ctx)),
+                format!("of={}", path_str(&back)),
+            );
+            // count= whole 16k units, and the rest through --size in a second copy would
+            // be a different test: here --size says it all.
+            let size = len.to_string();
+            copy_checked(
+                &[
+                    &iff, &off, &skip, "--bs", "16k", "--size", &size, "--mode", mode, "--depth",
+                    depth,
+                ],
+                len as u64,
+                mode,
+            )?;
+            cmp(&input, &back)?;
+            // count= counts units of bs=: 37 of them, the file ends there.
+            let part = dir.join(format!("part-{mode}-{depth}"));
+            let off = format!("of={}", path_str(&part));
+            copy_checked(
+                &[
+                    &iff, &off, &skip, "bs=16k", &count, "--mode", mode, "--depth", depth,
+                ],
+                37 * 16384,
+                mode,
+            )?;
+            let got = std::fs::read(&part).map_err(|e| format!("read {}: {e}", part.display()))?;
+            let want =
+                std::fs::read(&input).map_err(|e| format!("read {}: {e}", input.display()))?;
+            ensure(
+                got[..] == want[..37 * 16384],
+                "count=37 bs=16k copies the first 37 x 16 KiB",
+            )?;
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn copy_file_device_file(ctx: &Ctx) -> Result<(), Failed> {
+    copy_round_trips(ctx, &MODES, "copy-rt")
+}
+
+fn copy_file_device_file_uring(ctx: &Ctx) -> Result<(), Failed> {
+    copy_round_trips(ctx, &["uring"], "copy-rt-uring")
+}
+
+/// A second scsi_debug host with its own store (`per_host_store=1`), removed
+/// again (and the knob restored) on drop, whatever the test did.
+struct SecondDisk {
+    sg: PathBuf,
+    _store: Knob,
+}
+
+impl SecondDisk {
+    fn add() -> Result<SecondDisk, Failed> {
+        let names = || -> std::collections::BTreeSet<String> {
+            std::fs::read_dir("/sys/class/scsi_generic")
+                .map(|d| {
+                    d.filter_map(Result::ok)
+                        .filter_map(|e| e.file_name().into_string().ok())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let before = names();
+        let store = Knob::scsi_debug("per_host_store", 1)?;
+        std::fs::write(format!("{SCSI_DEBUG_SYSFS}/add_host"), "1")
+            .map_err(|e| format!("add a scsi_debug host: {e}"))?;
+        // From here on, drop removes the host.
+        let mut disk = SecondDisk {
+            sg: PathBuf::new(),
+            _store: store,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            if let Some(n) = names().difference(&before).next() {
+                let p = PathBuf::from(format!("/dev/{n}"));
+                if p.exists() {
+                    disk.sg = p;
+                    return Ok(disk);
+                }
+            }
+            if std::time::Instant::now() > deadline {
+                return Err("the added scsi_debug host shows no new sg device in 10 s".into());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for SecondDisk {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::write(format!("{SCSI_DEBUG_SYSFS}/add_host"), "-1") {
+            eprintln!("copy test: could not remove the added scsi_debug host: {e}");
+        }
+    }
+}
+
+/// Device to device: a pattern put on the test disk is copied to a second
+/// scsi_debug disk (its own store) in each mode at depth 1 and 8 (and uring
+/// on 7.1+), read back into a file and compared with cmp; then from one
+/// range of the disk to another range of the same disk.
+fn copy_device_to_device(ctx: &Ctx) -> Result<(), Failed> {
+    let dir = scratch("copy-d2d")?;
+    let block = block_of(dev(ctx))?;
+    let len = 45 * 32768 + 4096;
+    let input = pattern_file(&dir, "in", len, 77, block as usize)?;
+    let at = (16u64 << 20) / block;
+    let (skip, seek) = (format!("skip={at}"), format!("seek={at}"));
+    let size = len.to_string();
+    copy_checked(
+        &[
+            &format!("if={}", path_str(&input)),
+            &format!("of={}", dev(ctx)),
+            &seek,
+            "--mode",
+            "mmap",
+        ],
+        len as u64,
+        "mmap",
+    )?;
+    let disk = SecondDisk::add()?;
+    let other = path_str(&disk.sg).to_string();
+    ensure_eq(block_of(&other)?, block, "the second disk's block size")?;
+    let mut modes: Vec<&str> = MODES.to_vec();
+    if sgmap_testkit::kernel_version().is_some_and(|v| v >= V7_1) {
+        modes.push("uring");
+    } else {
+        eprintln!(
+            "note: uring left out of device-to-device copies: Linux {} < 7.1",
+            release()
+        );
+    }
+    for (i, mode) in modes.iter().enumerate() {
+        for depth in ["1", "8"] {
+            let to =
+                (at + (i as u64 * 2 + u64::from(depth == "8")) * (2 << 20) / block).to_string();
+            let seek2 = format!("seek={to}");
+            copy_checked(
+                &[
+                    &format!("if={}", dev(ctx)),
+                    &format!("of={other}"),
+                    &skip,
+                    &seek2,
+                    "bs=32k",
+                    "--size",
+                    &size,
+                    "--mode",
+                    mode,
+                    "--depth",
+                    depth,
+                    "--verify",
+                ],
+                len as u64,
+                mode,
+            )?;
+            let back = dir.join(format!("back-{mode}-{depth}"));
+            copy_checked(
+                &[
+                    &format!("if={other}"),
+                    &format!("of={}", path_str(&back)),
+                    &format!("skip={to}"),
+                    "--size",
+                    &size,
+                    "--mode",
+                    "indirect",
+                ],
+                len as u64,
+                "indirect",
+            )?;
+            cmp(&input, &back)?;
+        }
+    }
+    // The copy landed on the other disk only: its own store, so the same
+    // range of the first disk still holds what it held (zeros, or older data),
+    // not the pattern.
+    let mine = dir.join("mine");
+    let far = format!("skip={}", at + 2 * (2 << 20) / block);
+    copy_checked(
+        &[
+            &format!("if={}", dev(ctx)),
+            &format!("of={}", path_str(&mine)),
+            &far,
+            "--size",
+            &size,
+        ],
+        len as u64,
+        "mmap",
+    )?;
+    let a = std::fs::read(&mine).map_err(|e| format!("read: {e}"))?;
+    let b = std::fs::read(&input).map_err(|e| format!("read: {e}"))?;
+    ensure(
+        a != b,
+        "the second disk shares its store with the first (per_host_store=1 did not take)",
+    )?;
+    drop(disk);
+    // One disk, two ranges, sgmap's deep mmap on both sides.
+    let to = format!("seek={}", at + (64u64 << 20) / block);
+    copy_checked(
+        &[
+            &format!("if={}", dev(ctx)),
+            &format!("of={}", dev(ctx)),
+            &skip,
+            &to,
+            "--size",
+            &size,
+            "--depth",
+            "8",
+            "--verify",
+        ],
+        len as u64,
+        "mmap",
+    )?;
+    let back = dir.join("same");
+    copy_checked(
+        &[
+            &format!("if={}", dev(ctx)),
+            &format!("of={}", path_str(&back)),
+            &format!("skip={}", at + (64u64 << 20) / block),
+            "--size",
+            &size,
+        ],
+        len as u64,
+        "mmap",
+    )?;
+    cmp(&input, &back)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Runs `sgmap copy ARGS` with `stdin` bytes on its standard input; it must
+/// fail with exit status 1. Returns stderr.
+fn copy_fails(args: &[&str], stdin: Option<&[u8]>) -> Result<String, Failed> {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = Command::new(SGMAP)
+        .arg("copy")
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {SGMAP}: {e}"))?;
+    if let (Some(data), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(data)
+            .map_err(|e| format!("feed stdin: {e}"))?;
+    }
+    let out = child.wait_with_output().map_err(|e| format!("wait: {e}"))?;
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    ensure_eq(
+        out.status.code(),
+        Some(1),
+        format!("exit status of sgmap copy {}: {err}", args.join(" ")),
+    )?;
+    Ok(err)
+}
+
+fn needles(err: &str, want: &[&str]) -> Result<(), Failed> {
+    for n in want {
+        ensure(err.contains(n), format!("stderr lacks `{n}`: {err}"))?;
+    }
+    Ok(())
+}
+
+/// A copy that meets a medium error on its source (scsi_debug fails reads
+/// of LBAs 0x1234..+10), and one whose stdin ends early, stop with exit 1,
+/// say what failed where, and how much is known good on the destination;
+/// that much really is there.
+fn copy_stopped_mid_way(ctx: &Ctx) -> Result<(), Failed> {
+    let dir = scratch("copy-stop")?;
+    let block = block_of(dev(ctx))?;
+    let bs = 65536u64;
+    let per = bs / block;
+    // The failing command: the one whose blocks hold MEDIUM_ERR_LBA.
+    let bad = sdebug_opts::MEDIUM_ERR_LBA / per * per;
+    let good = bad * block;
+    let count = format!("count={}", bad / per + 4);
+    {
+        let _fault = Knob::scsi_debug("opts", sdebug_opts::MEDIUM_ERR)?;
+        for depth in ["1", "8"] {
+            let out = dir.join(format!("out-{depth}"));
+            let err = copy_fails(
+                &[
+                    &format!("if={}", dev(ctx)),
+                    &format!("of={}", path_str(&out)),
+                    "bs=64k",
+                    &count,
+                    "--depth",
+                    depth,
+                ],
+                None,
+            )?;
+            needles(
+                &err,
+                &[
+                    "stopped",
+                    &format!("reading {} at LBA {bad} failed", dev(ctx)),
+                    "READ",
+                    &format!("{good} of {} bytes", (bad / per + 4) * bs),
+                    "known good",
+                    &format!("skip={bad} seek={} --size {}", bad, 4 * bs),
+                ],
+            )?;
+            let len = std::fs::metadata(&out)
+                .map_err(|e| format!("stat: {e}"))?
+                .len();
+            ensure_eq(
+                len,
+                good,
+                format!("depth {depth}: bytes in the file of a copy that stopped"),
+            )?;
+        }
+    }
+    // What the file holds is the device's data: the same blocks read again.
+    let again = dir.join("again");
+    copy_checked(
+        &[
+            &format!("if={}", dev(ctx)),
+            &format!("of={}", path_str(&again)),
+            "bs=64k",
+            &format!("count={}", bad / per),
+        ],
+        good,
+        "mmap",
+    )?;
+    cmp(&again, &dir.join("out-8"))?;
+    // stdin ending early, with four direct writes in flight: the writes
+    // before the end are confirmed, the error names stdin and the byte.
+    let at = (32u64 << 20) / block;
+    let data = {
+        let mut d = vec![0u8; 300 * 1024];
+        pattern(91, 0, block as usize, &mut d);
+        d
+    };
+    let err = copy_fails(
+        &[
+            "if=-",
+            &format!("of={}", dev(ctx)),
+            &format!("seek={at}"),
+            "bs=64k",
+            "count=8",
+            "--mode",
+            "direct",
+            "--depth",
+            "4",
+        ],
+        Some(&data),
+    )?;
+    needles(
+        &err,
+        &[
+            "reading - failed",
+            "stdin",
+            "ended early",
+            &format!("{} of {} bytes", 4 * bs, 8 * bs),
+            &format!("LBAs {at}..={}", at + 4 * per - 1),
+        ],
+    )?;
+    let back = dir.join("stdin-back");
+    copy_checked(
+        &[
+            &format!("if={}", dev(ctx)),
+            &format!("of={}", path_str(&back)),
+            &format!("skip={at}"),
+            "bs=64k",
+            "count=4",
+        ],
+        4 * bs,
+        "mmap",
+    )?;
+    let got = std::fs::read(&back).map_err(|e| format!("read: {e}"))?;
+    ensure(
+        got[..] == data[..4 * bs as usize],
+        "the four confirmed transfers hold stdin's bytes",
+    )?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// What sgmap copy refuses, with what it says.
+fn copy_refusals(ctx: &Ctx) -> Result<(), Failed> {
+    let dir = scratch("copy-refuse")?;
+    let d = dev(ctx);
+    let block = block_of(d)?;
+    let a = pattern_file(&dir, "a", 8192, 1, block as usize)?;
+    let iff = format!("if={}", path_str(&a));
+    let off = format!("of={}", dir.join("b").display());
+    needles(
+        &copy_fails(&[&iff, &off], None)?,
+        &["neither side is an sg device", "use cp or dd"],
+    )?;
+    let info = json(&["info", d, "--json"])?;
+    let blocks = u(&info["capacity"]["blocks"], "blocks")?;
+    needles(
+        &copy_fails(
+            &[
+                &format!("if={d}"),
+                &off,
+                &format!("skip={}", blocks - 1),
+                "count=2",
+                "bs=64k",
+            ],
+            None,
+        )?,
+        &["past the end of", d, "skip="],
+    )?;
+    needles(
+        &copy_fails(
+            &[&format!("if={d}"), &format!("of={d}"), "seek=1", "count=2"],
+            None,
+        )?,
+        &["overlap on the same device"],
+    )?;
+    needles(
+        &copy_fails(&["if=-", &format!("of={d}")], None)?,
+        &["no known size", "count="],
+    )?;
+    needles(
+        &copy_fails(&[&format!("if={d}"), "of=-", "count=1", "--verify"], None)?,
+        &["cannot be read back"],
+    )?;
+    needles(
+        &copy_fails(&[&format!("if={d}"), &off, "bs=100"], None)?,
+        &["not a whole number of", "blocks"],
+    )?;
+    needles(
+        &copy_fails(&[d, &off], None)?,
+        &["is not an operand", "if=SRC of=DST"],
+    )?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
 }
