@@ -195,9 +195,13 @@ impl Sink {
     /// Flushes (and for a file, syncs) what was written.
     pub(crate) fn flush(&mut self) -> std::result::Result<(), String> {
         match self {
+            // EINVAL: a special file (/dev/null, a pipe) that has nothing to sync.
             Sink::File(f, p) => f
                 .flush()
-                .and_then(|_| f.sync_data())
+                .and_then(|_| match f.sync_data() {
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+                    r => r,
+                })
                 .map_err(|e| format!("cannot flush {}: {e}", p.display())),
             Sink::Stdout(out) => out.flush().map_err(|e| format!("cannot flush stdout: {e}")),
             Sink::None => Ok(()),
