@@ -368,6 +368,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     let floors = got.floors(args.copy_source.max(2 * largest));
     let doc = BenchDoc {
         device: dev_name.clone(),
+        kernel: kernel_release(),
         block_size: block,
         max_transfer: max_size,
         rounds: args.rounds,
@@ -390,6 +391,14 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The running kernel's release, as `uname -r` prints it (empty when
+/// /proc is not mounted).
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// How many commands make a run of about `target`: doubles a short probe

@@ -246,6 +246,7 @@ mod tests {
     fn doc() -> BenchDoc {
         BenchDoc {
             device: "/dev/sg0".into(),
+            kernel: "6.1.0-test".into(),
             block_size: 512,
             max_transfer: 1 << 20,
             rounds: 3,

@@ -119,6 +119,10 @@ pub(crate) struct Skip {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct BenchDoc {
     pub device: String,
+    /// The release of the kernel it ran on (`uname -r`); empty in documents
+    /// written before the field existed.
+    #[serde(default)]
+    pub kernel: String,
     pub block_size: usize,
     /// The largest transfer one command can carry (the granted maximum).
     pub max_transfer: usize,
@@ -432,6 +436,7 @@ mod tests {
         assert_eq!(indirect.vs_indirect, None);
         let doc = BenchDoc {
             device: "/dev/sg0".into(),
+            kernel: "6.1.0-test".into(),
             block_size: 512,
             max_transfer: 1 << 20,
             rounds: 3,
