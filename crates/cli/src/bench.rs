@@ -68,9 +68,8 @@ pub(crate) struct BenchArgs {
     /// same blocks every time as sg_read does).
     #[arg(long, value_parser = parse_bytes)]
     pub span: Option<u64>,
-    /// Draw throughput against transfer size per mode into this .svg or .png.
-    #[arg(long)]
-    pub plot: Option<PathBuf>,
+    #[command(flatten)]
+    pub plots: plot::PlotOpts,
     /// Size of the cold source of the copy floor (suffixes k, m, g).
     #[arg(long, default_value = "128m", value_parser = parse_usize)]
     pub copy_source: usize,
@@ -379,14 +378,12 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         floors,
         skipped,
     };
-    if let Some(p) = &args.plot {
-        plot::draw(&doc, p).map_err(|e| fail(format!("--plot {}: {e}", p.display())))?;
-    }
+    let drawn = args.plots.draw_all(&doc).map_err(fail)?;
     if args.output.json {
         print_json(&doc)?;
     } else {
         print!("{}", table(&doc));
-        if let Some(p) = &args.plot {
+        for p in drawn {
             println!("plot: {}", p.display());
         }
     }
