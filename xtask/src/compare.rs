@@ -17,12 +17,16 @@
 //!
 //! The runs are interleaved and the figures are medians (see `sgmap bench`).
 //! One table goes to stdout and to `target/compare/compare.md`, everything
-//! to `target/compare/compare.json`, and the plots to
-//! `target/compare/{sync,latency}.svg`. sg3-utils and fio are installed first
+//! to `target/compare/compare.json`, and the plots, drawn on the host from
+//! each phase's JSON by `sgmap plot`, to `target/compare/{sync,latency}.{svg,png}`
+//! (throughput) and `{sync,latency}-ratios.{svg,png}` (sgmap ÷ sg_read and ÷
+//! fio); with several kernels each goes to `target/compare/KERNEL/` with the
+//! kernel in the file names (`sync-6.1.png`). sg3-utils and fio are installed first
 //! when missing.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -88,7 +92,7 @@ fn job(sgmap: &Path, phase: &str, bench_args: &[&str], sd: Option<(&Path, &Path)
         )
     });
     let mut cmd = format!(
-        "{load}exec {} bench \"$SGMAP_TEST_DEVICE\" --json --quiet --plot /run/out/{phase}.svg",
+        "{load}exec {} bench \"$SGMAP_TEST_DEVICE\" --json --quiet",
         sh_quote(&sgmap.display().to_string())
     );
     for a in bench_args {
@@ -229,6 +233,7 @@ fn compare_on(ws: &Path, which: Kernel, o: &Opts, sgmap: &Path, dest: &Path) -> 
     std::fs::create_dir_all(dest)?;
     let mut docs = serde_json::Map::new();
     let mut failed = Vec::new();
+    let mut pictures = Vec::new();
     for (phase, j) in ["sync", "latency"].iter().zip(&report.jobs) {
         let path = report.out_dir.join(format!("{phase}.json"));
         let doc = std::fs::read_to_string(&path)
@@ -246,9 +251,17 @@ fn compare_on(ws: &Path, which: Kernel, o: &Opts, sgmap: &Path, dest: &Path) -> 
                 failed.push(*phase);
             }
         }
-        let svg = report.out_dir.join(format!("{phase}.svg"));
-        if svg.is_file() {
-            std::fs::copy(&svg, dest.join(format!("{phase}.svg")))?;
+        if path.is_file() {
+            // Per kernel in the names when several kernels ran.
+            let tag = if dest.ends_with(which.name()) {
+                format!("-{}", which.name())
+            } else {
+                String::new()
+            };
+            match plots(sgmap, &path, dest, phase, &tag) {
+                Ok(files) => pictures.extend(files),
+                Err(e) => eprintln!("xtask: warning: no {phase} plots: {e}"),
+            }
         }
     }
     let targets = evaluate(&docs);
@@ -272,15 +285,56 @@ fn compare_on(ws: &Path, which: Kernel, o: &Opts, sgmap: &Path, dest: &Path) -> 
         serde_json::to_string_pretty(&all)?,
     )?;
     println!(
-        "\nwritten: {0}/compare.md, {0}/compare.json, {0}/sync.svg, {0}/latency.svg (test bed: {1:.0} s)",
+        "\nwritten: {0}/compare.md, {0}/compare.json, {2} (test bed: {1:.0} s)",
         dest.display(),
-        report.elapsed.as_secs_f64()
+        report.elapsed.as_secs_f64(),
+        pictures
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     if failed.is_empty() {
         Ok(())
     } else {
         Err(format!("the comparison's {} phase(s) failed", failed.join(" and ")).into())
     }
+}
+
+/// Draws a phase's pictures on the host from its JSON with `sgmap plot`
+/// (the guest needs no fonts): throughput `{phase}{tag}.{svg,png}` and
+/// ratios `{phase}{tag}-ratios.{svg,png}` in `dest`.
+fn plots(sgmap: &Path, json: &Path, dest: &Path, phase: &str, tag: &str) -> Result<Vec<PathBuf>> {
+    let label = match phase {
+        "sync" => "sync, scsi_debug delay=0".to_string(),
+        "latency" => "latency, 100 µs per command (scsi_debug ndelay=100000)".to_string(),
+        other => other.to_string(),
+    };
+    let file = |kind: &str, ext: &str| dest.join(format!("{phase}{tag}{kind}.{ext}"));
+    let files = [
+        ("--plot", file("", "svg")),
+        ("--plot", file("", "png")),
+        ("--plot-ratios", file("-ratios", "svg")),
+        ("--plot-ratios", file("-ratios", "png")),
+    ];
+    let mut cmd = Command::new(sgmap);
+    cmd.arg("plot").arg(json).arg("--plot-label").arg(&label);
+    for (flag, f) in &files {
+        cmd.arg(flag).arg(f);
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {} plot: {e}", sgmap.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} plot {}: {}",
+            sgmap.display(),
+            json.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+        .into());
+    }
+    Ok(files.into_iter().map(|(_, f)| f).collect())
 }
 
 fn num(v: &Value) -> Option<f64> {

@@ -22,12 +22,12 @@ use std::sync::OnceLock;
 
 use clap::Args;
 
+use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
 use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::FontTransform;
-use ab_glyph::{Font, FontRef, PxScale, ScaleFont};
 
 use crate::report::{BenchDoc, Row, Tool};
 
@@ -164,9 +164,14 @@ impl PlotOpts {
             .plot
             .iter()
             .map(|p| ("--plot", Picture::Throughput, p))
-            .chain(self.ratios.iter().map(|p| ("--plot-ratios", Picture::Ratios, p)));
+            .chain(
+                self.ratios
+                    .iter()
+                    .map(|p| ("--plot-ratios", Picture::Ratios, p)),
+            );
         for (flag, picture, path) in jobs {
-            draw(doc, picture, &style, path).map_err(|e| format!("{flag} {}: {e}", path.display()))?;
+            draw(doc, picture, &style, path)
+                .map_err(|e| format!("{flag} {}: {e}", path.display()))?;
             done.push(path.clone());
         }
         Ok(done)
@@ -197,12 +202,13 @@ pub(crate) fn run(args: &PlotArgs) -> crate::Result<()> {
     }
     let text = std::fs::read_to_string(&args.json)
         .map_err(|e| format!("plot {name}: cannot read it: {e}"))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| format!("plot {name}: not JSON ({e}); give what `sgmap bench --json` printed"))?;
-    let value = pick_phase(value, args.phase.as_deref()).map_err(|e| format!("plot {name}: {e}"))?;
-    let doc: BenchDoc = serde_json::from_value(value).map_err(|e| {
-        format!("plot {name}: not a document of `sgmap bench --json` ({e})")
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        format!("plot {name}: not JSON ({e}); give what `sgmap bench --json` printed")
     })?;
+    let value =
+        pick_phase(value, args.phase.as_deref()).map_err(|e| format!("plot {name}: {e}"))?;
+    let doc: BenchDoc = serde_json::from_value(value)
+        .map_err(|e| format!("plot {name}: not a document of `sgmap bench --json` ({e})"))?;
     let drawn = args
         .plots
         .draw_all(&doc)
@@ -227,7 +233,9 @@ fn pick_phase(value: serde_json::Value, phase: Option<&str>) -> Result<serde_jso
     };
     let names = phases.keys().cloned().collect::<Vec<_>>().join(", ");
     let Some(p) = phase else {
-        return Err(format!("it holds the phases {names}: pick one with --phase"));
+        return Err(format!(
+            "it holds the phases {names}: pick one with --phase"
+        ));
     };
     let mut doc = phases
         .get(p)
@@ -429,9 +437,7 @@ fn lines(doc: &BenchDoc, dir: &str, depth: usize, metric: Metric) -> Vec<Line> {
             let mut points: Vec<(usize, f64)> = doc
                 .results
                 .iter()
-                .filter(|r| {
-                    r.dir == dir && r.depth == depth && r.tool == who.0 && r.mode == who.1
-                })
+                .filter(|r| r.dir == dir && r.depth == depth && r.tool == who.0 && r.mode == who.1)
                 .map(|r| (r.bs, metric.of(r)))
                 .filter(|p| p.1 > 0.0 && p.1.is_finite())
                 .collect();
@@ -482,7 +488,9 @@ fn winners(doc: &BenchDoc, dir: &str, depth: usize) -> Vec<Best> {
                 bs,
                 who: (first.tool, first.mode.clone()),
                 commands_per_s: first.commands_per_s,
-                margin: at.get(1).map(|second| first.commands_per_s / second.commands_per_s),
+                margin: at
+                    .get(1)
+                    .map(|second| first.commands_per_s / second.commands_per_s),
             });
         }
     }
@@ -607,9 +615,11 @@ fn ratios(doc: &BenchDoc, peer: Tool, dir: &str, depth: usize) -> Vec<(String, V
     let mut out = Vec::new();
     for mode in modes {
         let mut pts = Vec::new();
-        for a in doc.results.iter().filter(|r| {
-            r.tool == Tool::Sgmap && r.mode == mode && r.dir == dir && r.depth == depth
-        }) {
+        for a in doc
+            .results
+            .iter()
+            .filter(|r| r.tool == Tool::Sgmap && r.mode == mode && r.dir == dir && r.depth == depth)
+        {
             let b = doc.results.iter().find(|b| {
                 b.tool == peer
                     && b.dir == dir
@@ -712,7 +722,11 @@ fn log_range(values: impl IntoIterator<Item = f64>, headroom: f64) -> Option<(f6
         return None;
     }
     let (lo, hi) = (nice_down(lo * 0.9), nice_up(hi * headroom));
-    Some(if hi > lo { (lo, hi) } else { (lo / 2.0, hi * 2.0) })
+    Some(if hi > lo {
+        (lo, hi)
+    } else {
+        (lo / 2.0, hi * 2.0)
+    })
 }
 
 /// How far beyond the contenders' values a floor may reach and still set
@@ -723,17 +737,18 @@ const FLOOR_REACH: f64 = 8.0;
 /// within [`FLOOR_REACH`] of them. Returns the range and the floors left out.
 fn throughput_range(lines: &[Line], refs: &[Reference]) -> Option<((f64, f64), Vec<String>)> {
     let data = lines.iter().flat_map(|l| l.points.iter().map(|p| p.1));
-    let (dlo, dhi) = data.clone().fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (dlo, dhi) = data
+        .clone()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
     if dlo > dhi {
         return None;
     }
     let mut values: Vec<f64> = data.collect();
     let mut left_out = Vec::new();
     for r in refs {
-        let (rlo, rhi) = r
-            .points
-            .iter()
-            .fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
+        let (rlo, rhi) = r.points.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| {
+            (lo.min(p.1), hi.max(p.1))
+        });
         // A floor crossing the data (TEST UNIT READY in MB/s rises with the
         // size) is drawn where it is in range.
         if rlo <= dhi * FLOOR_REACH && rhi >= dlo / FLOOR_REACH {
@@ -1103,10 +1118,7 @@ fn dashed<DB: DrawingBackend>(
     style: ShapeStyle,
 ) -> Result<(), E<DB>> {
     area.draw(&plotters::element::DashedPathElement::new(
-        pts.into_iter(),
-        dash,
-        gap,
-        style,
+        pts, dash, gap, style,
     ))
 }
 
@@ -1355,8 +1367,13 @@ where
             doc.device, doc.rounds
         ),
     };
-    ink.text(&title, &sub, (16, 36), look(15.0, DARK_GREY, HPos::Left, VPos::Top))
-        .map_err(e)?;
+    ink.text(
+        &title,
+        &sub,
+        (16, 36),
+        look(15.0, DARK_GREY, HPos::Left, VPos::Top),
+    )
+    .map_err(e)?;
     let entries = legend(doc, picture);
     let (w, _) = rest.dim_in_pixel();
     let rows = legend_layout(ink, &entries, w)
@@ -1674,9 +1691,15 @@ mod tests {
         let d = doc();
         let w = winners(&d, "read", 1);
         assert_eq!(w.len(), 2);
-        assert_eq!((w[0].bs, w[0].who.clone()), (4096, (Tool::SgRead, "mmap".into())));
+        assert_eq!(
+            (w[0].bs, w[0].who.clone()),
+            (4096, (Tool::SgRead, "mmap".into()))
+        );
         assert!((w[0].margin.unwrap() - 40e3 / 38e3).abs() < 1e-9);
-        assert_eq!((w[1].bs, w[1].who.clone()), (M, (Tool::Sgmap, "mmap".into())));
+        assert_eq!(
+            (w[1].bs, w[1].who.clone()),
+            (M, (Tool::Sgmap, "mmap".into()))
+        );
         let w16 = winners(&d, "read", 16);
         assert_eq!(w16[0].who, (Tool::Sgmap, "uring".into()));
         assert!((w16[0].margin.unwrap() - 185e3 / 6.5e3).abs() < 1e-9);
@@ -1716,7 +1739,13 @@ mod tests {
         assert_eq!(r[0].label, "one memory copy");
         assert_eq!(r[0].points, vec![(4096, 3000.0), (M, 5000.0)]);
         // TEST UNIT READY in MB/s: round trips × the size.
-        assert_eq!(r[1].points, vec![(4096, 50_000.0 * 4096.0 / 1e6), (M, 50_000.0 * M as f64 / 1e6)]);
+        assert_eq!(
+            r[1].points,
+            vec![
+                (4096, 50_000.0 * 4096.0 / 1e6),
+                (M, 50_000.0 * M as f64 / 1e6)
+            ]
+        );
         let c = references(&d, "read", 1, Metric::Cmds);
         assert_eq!(c[0].points[1], (M, 5000.0 * 1e6 / M as f64));
         assert_eq!(c[1].points, vec![(4096, 50_000.0), (M, 50_000.0)]);
@@ -1732,7 +1761,10 @@ mod tests {
         assert_eq!(log_range([3.0e4, 4.1e4], 1.0), Some((20_000.0, 50_000.0)));
         assert_eq!(log_range([0.0, f64::NAN], 1.0), None);
         let t = log_ticks(100.0, 10_000.0);
-        assert_eq!(t, vec![100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10_000.0]);
+        assert_eq!(
+            t,
+            vec![100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10_000.0]
+        );
         // A narrow range gets finer ticks; a wide one only decades.
         assert!(log_ticks(0.8, 1.25).len() >= 4);
         assert_eq!(log_ticks(1.0, 1e6).len(), 7);
@@ -1764,8 +1796,14 @@ mod tests {
                     .zip(want)
                     .all(|(a, b)| (a.0 - b.0).abs() < 1e-12 && (a.1 - b.1).abs() < 1e-12)
         };
-        assert!(near(&pieces[0], &[(0.0, 2.0), (1.0 / 3.0, 3.0)]), "{pieces:?}");
-        assert!(near(&pieces[1], &[(5.0 / 3.0, 3.0), (2.0, 2.0)]), "{pieces:?}");
+        assert!(
+            near(&pieces[0], &[(0.0, 2.0), (1.0 / 3.0, 3.0)]),
+            "{pieces:?}"
+        );
+        assert!(
+            near(&pieces[1], &[(5.0 / 3.0, 3.0), (2.0, 2.0)]),
+            "{pieces:?}"
+        );
         assert!(clip(&[(0.0, 9.0), (1.0, 9.0)], 1.0, 3.0).is_empty());
     }
 
@@ -1783,7 +1821,10 @@ mod tests {
         assert!((p.median - rounds[1]).abs() < 1e-12);
         assert_eq!(p.spread, Some((rounds[0], rounds[2])));
         let f = ratios(&d, Tool::Fio, "read", 1);
-        assert_eq!(f.iter().map(|m| m.0.as_str()).collect::<Vec<_>>(), ["mmap", "indirect"]);
+        assert_eq!(
+            f.iter().map(|m| m.0.as_str()).collect::<Vec<_>>(),
+            ["mmap", "indirect"]
+        );
         assert!((f[0].1[1].median - 4.0).abs() < 1e-12);
         // At depth 16 fio is there, sg_read is not: one ratio panel row each.
         let g = ratio_grid(&d);
@@ -1793,7 +1834,10 @@ mod tests {
             .collect();
         assert_eq!(
             shape,
-            [vec![(Some(Tool::SgRead), 1)], vec![(Some(Tool::Fio), 1), (Some(Tool::Fio), 16)]]
+            [
+                vec![(Some(Tool::SgRead), 1)],
+                vec![(Some(Tool::Fio), 1), (Some(Tool::Fio), 16)]
+            ]
         );
         // Unpaired rounds: the ratio of the medians, no bar.
         let mut d2 = d.clone();
@@ -1856,14 +1900,16 @@ mod tests {
         let ratios_svg = dir.join("r.svg");
         draw(&doc(), Picture::Ratios, &style, &ratios_svg).unwrap();
         let text = std::fs::read_to_string(&ratios_svg).unwrap();
-        assert!(text.contains("÷ sg_read in the same mode"));
+        assert!(text.contains("÷ sg_read, same mode") && text.contains("÷ fio"));
         let png = dir.join("t.png");
         draw(&doc(), Picture::Throughput, &style, &png).unwrap();
         let bytes = std::fs::read(&png).unwrap();
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
-        assert!(draw(&doc(), Picture::Throughput, &style, &dir.join("t.gif"))
-            .unwrap_err()
-            .contains(".svg or .png"));
+        assert!(
+            draw(&doc(), Picture::Throughput, &style, &dir.join("t.gif"))
+                .unwrap_err()
+                .contains(".svg or .png")
+        );
         let mut lonely = doc();
         lonely.results.retain(|r| r.tool == Tool::Sgmap);
         assert!(draw(&lonely, Picture::Ratios, &style, &dir.join("n.png"))
