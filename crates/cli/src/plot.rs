@@ -652,7 +652,7 @@ fn ratios(doc: &BenchDoc, peer: Tool, dir: &str, depth: usize) -> Vec<(String, V
 }
 
 /// Axis values at "nice" places of a log axis from `lo` to `hi`: the first
-/// mantissa set that gives at least four, or the finest.
+/// mantissa set that gives at least six, or the finest.
 fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     const SETS: [&[f64]; 5] = [
         &[1.0],
@@ -679,7 +679,7 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
             }
             decade += 1;
         }
-        let enough = t.len() >= 4;
+        let enough = t.len() >= 6;
         best = t;
         if enough {
             break;
@@ -731,7 +731,7 @@ fn log_range(values: impl IntoIterator<Item = f64>, headroom: f64) -> Option<(f6
 
 /// How far beyond the contenders' values a floor may reach and still set
 /// the axis (a factor): beyond it the floor is noted, not drawn.
-const FLOOR_REACH: f64 = 8.0;
+const FLOOR_REACH: f64 = 3.0;
 
 /// The y range of a throughput panel: its lines, and each floor that lies
 /// within [`FLOOR_REACH`] of them. Returns the range and the floors left out.
@@ -1104,7 +1104,7 @@ fn marker<DB: DrawingBackend>(
         Tool::SgRead => area.draw(&TriangleMarker::new(c, 5, s)),
         Tool::Fio => area.draw(&Rectangle::new([(x - 4, y - 4), (x + 4, y + 4)], s)),
         Tool::FioUring => area.draw(&Polygon::new(
-            vec![(x, y - 6), (x + 6, y), (x, y + 6), (x - 6, y)],
+            vec![(x, y - 7), (x + 7, y), (x, y + 7), (x - 7, y)],
             s,
         )),
         Tool::Bare => area.draw(&Cross::new(c, 4, GREY.stroke_width(2))),
@@ -1263,7 +1263,7 @@ fn frame<'a, DB: DrawingBackend>(
         .margin_right(18)
         .margin_bottom(bottom)
         .x_label_area_size(50)
-        .y_label_area_size(62)
+        .y_label_area_size(74)
         .build_cartesian_2d(
             Axis {
                 range: xr,

@@ -370,6 +370,22 @@ mod tests {
     }
 
     #[test]
+    fn documents_from_before_the_kernel_field_still_parse() {
+        let old = r#"{"device": "/dev/sg0", "block_size": 512, "max_transfer": 1048576,
+            "rounds": 3, "run_ms": 80, "offset": 0, "span": null,
+            "floors": {"tur_commands_per_s": null, "tur_samples": [], "copy_source_bytes": 0, "copy": []},
+            "results": [], "skipped": []}"#;
+        let doc: BenchDoc = serde_json::from_str(old).unwrap();
+        assert_eq!(doc.kernel, "");
+        let new = serde_json::to_value(BenchDoc {
+            kernel: "7.2.7".into(),
+            ..doc
+        })
+        .unwrap();
+        assert_eq!(new["kernel"], "7.2.7");
+    }
+
+    #[test]
     fn paired_ratios_take_the_median_of_each_rounds_ratio() {
         let a = [
             sample(10, 1, 1000),
