@@ -240,6 +240,8 @@ mod tests {
             vs_sg_read: None,
             vs_fio: None,
             vs_floor: None,
+            vs_sg_dd: None,
+            spreads: Default::default(),
         }
     }
 
