@@ -60,39 +60,19 @@ struct Opts {
     sizes: String,
 }
 
-fn parse(args: &[String]) -> Result<Opts> {
-    let mut o = Opts {
-        rounds: 7,
-        run_ms: 150,
-        sizes: "4k,64k,256k,1m,max".into(),
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| -> Result<String> {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{name} needs a value").into())
+impl From<&crate::cli::CompareArgs> for Opts {
+    fn from(a: &crate::cli::CompareArgs) -> Self {
+        let (rounds, run_ms) = if a.quick {
+            (3, 80)
+        } else {
+            (a.rounds, a.run_ms)
         };
-        match a.as_str() {
-            "--rounds" => o.rounds = value("--rounds")?.parse()?,
-            "--run-ms" => o.run_ms = value("--run-ms")?.parse()?,
-            "--sizes" => o.sizes = value("--sizes")?,
-            "--quick" => {
-                o.rounds = 3;
-                o.run_ms = 80;
-            }
-            other => {
-                return Err(format!(
-                    "unknown option {other}; usage: cargo xtask compare [--rounds N] [--run-ms MS] [--sizes LIST] [--quick]"
-                )
-                .into())
-            }
+        Opts {
+            rounds,
+            run_ms,
+            sizes: a.sizes.clone(),
         }
     }
-    if o.rounds == 0 || o.run_ms == 0 {
-        return Err("--rounds and --run-ms must be at least 1".into());
-    }
-    Ok(o)
 }
 
 /// One guest job: `sgmap bench` writing its JSON and plot into /run/out,
@@ -124,10 +104,9 @@ fn job(sgmap: &Path, phase: &str, bench_args: &[&str], sd: Option<(&Path, &Path)
 }
 
 /// `cargo xtask compare`.
-pub(crate) fn compare(ws: &Path, args: &[String]) -> Result<()> {
-    let mut args = args.to_vec();
-    let kernels = Kernel::take_flag(&mut args, "6.1")?;
-    let o = parse(&args)?;
+pub(crate) fn compare(ws: &Path, args: crate::cli::CompareArgs) -> Result<()> {
+    let o = Opts::from(&args);
+    let kernels = args.kernel.kernels.0;
     crate::peers::ensure()?;
     let bins = build(
         ws,
@@ -826,10 +805,15 @@ mod tests {
     }
 
     #[test]
-    fn options_parse() {
-        let o = parse(&["--quick".into()]).unwrap();
+    fn quick_means_three_short_rounds() {
+        use clap::Parser as _;
+        let parse = |s: &str| match crate::cli::Cli::parse_from(s.split_whitespace()).command {
+            crate::cli::Cmd::Compare(c) => Opts::from(&c),
+            other => panic!("{other:?}"),
+        };
+        let o = parse("xtask compare --quick");
         assert_eq!((o.rounds, o.run_ms), (3, 80));
-        assert!(parse(&["--bogus".into()]).is_err());
-        assert!(parse(&["--rounds".into(), "0".into()]).is_err());
+        let o = parse("xtask compare --rounds 9 --run-ms 200");
+        assert_eq!((o.rounds, o.run_ms), (9, 200));
     }
 }

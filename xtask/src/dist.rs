@@ -217,22 +217,8 @@ pub(crate) fn install(ws: &Path, prefix: &Path, release: bool) -> Result<Install
 }
 
 /// `cargo xtask dist [--prefix DIR] [--debug]`.
-pub(crate) fn dist(ws: &Path, args: &[String]) -> Result<()> {
-    let mut prefix = None;
-    let mut release = true;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--prefix" => prefix = Some(PathBuf::from(it.next().ok_or("--prefix needs a folder")?)),
-            "--debug" => release = false,
-            other => {
-                return Err(format!(
-                    "unknown option {other}; usage: cargo xtask dist [--prefix DIR] [--debug]"
-                )
-                .into())
-            }
-        }
-    }
+pub(crate) fn dist(ws: &Path, args: crate::cli::DistArgs) -> Result<()> {
+    let (prefix, release) = (args.prefix, !args.debug);
     let prefix = prefix.unwrap_or_else(|| crate::target_dir(ws).join("dist"));
     let inst = install(ws, &prefix, release)?;
     println!("sgmap C library installed under {}", inst.prefix.display());
