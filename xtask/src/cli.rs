@@ -48,6 +48,9 @@ pub(crate) enum Cmd {
     /// Fetch the newest kernel's user-space headers (sid's linux-libc-dev)
     /// for the bsg_uring_cmd layout test.
     Headers,
+    /// The source tree's rules: where unsafe and libc may appear, the lints
+    /// every crate inherits (also run by `test`).
+    Tidy,
 }
 
 /// `--kernel`: the test bed's kernels.

@@ -3,7 +3,7 @@
 //! The commands and their flags are in [`cli`] (clap), so `cargo xtask
 //! --help` and `cargo xtask <command> --help` always say what is accepted:
 //! `test`, `testbed`, `demo`, `soak`, `bench`, `compare`, `fuzz`, `codegen`,
-//! `dist`, `ffi` and `headers`.
+//! `dist`, `ffi`, `headers` and `tidy`.
 
 mod bench;
 mod cli;
@@ -16,6 +16,7 @@ mod headers;
 mod peers;
 mod test;
 mod testbed;
+mod tidy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
         Cmd::Ffi(a) => ffi::ffi(&ws, a),
         Cmd::Fuzz(a) => fuzz::fuzz(&ws, a),
         Cmd::Headers => headers::headers(&ws),
+        Cmd::Tidy => tidy::tidy(&ws),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -196,6 +196,7 @@ fn running_when_killed(status: Option<i32>, output: &str) -> Option<String> {
 }
 
 pub(crate) fn test(ws: &Path, args: crate::cli::TestArgs) -> Result<()> {
+    crate::tidy::tidy(ws)?;
     if !args.kernel_only {
         eprintln!("xtask: host tests (in-kernel tests report as ignored here)");
         cmd_ok(cargo().args(["test", "--workspace"]).current_dir(ws))?;
