@@ -451,7 +451,13 @@ pub fn read<E: From<Error>>(
     sink: impl FnMut(u64, &[u8]) -> Result<(), E>,
 ) -> Result<Totals, E> {
     let one = Walk::Once(blocks);
-    run(device.as_ref(), one, opts, Direction::FromDevice, reader(sink))
+    run(
+        device.as_ref(),
+        one,
+        opts,
+        Direction::FromDevice,
+        reader(sink),
+    )
 }
 
 /// Writes the blocks `blocks` (LBAs, end exclusive) of `device`, calling
@@ -468,7 +474,13 @@ pub fn write<E: From<Error>>(
     source: impl FnMut(u64, &mut [u8]) -> Result<(), E>,
 ) -> Result<Totals, E> {
     let one = Walk::Once(blocks);
-    run(device.as_ref(), one, opts, Direction::ToDevice, writer(source))
+    run(
+        device.as_ref(),
+        one,
+        opts,
+        Direction::ToDevice,
+        writer(source),
+    )
 }
 
 /// Reads the extents `extents` (ranges of LBAs, end exclusive, one after the
@@ -509,7 +521,13 @@ pub fn read_extents<E: From<Error>>(
     sink: impl FnMut(u64, &[u8]) -> Result<(), E>,
 ) -> Result<Totals, E> {
     let walk = Walk::Many(Box::new(extents.into_iter()), until);
-    run(device.as_ref(), walk, opts, Direction::FromDevice, reader(sink))
+    run(
+        device.as_ref(),
+        walk,
+        opts,
+        Direction::FromDevice,
+        reader(sink),
+    )
 }
 
 /// Writes the extents `extents` of `device` until they run out or `until`
@@ -545,7 +563,13 @@ pub fn write_extents<E: From<Error>>(
     source: impl FnMut(u64, &mut [u8]) -> Result<(), E>,
 ) -> Result<Totals, E> {
     let walk = Walk::Many(Box::new(extents.into_iter()), until);
-    run(device.as_ref(), walk, opts, Direction::ToDevice, writer(source))
+    run(
+        device.as_ref(),
+        walk,
+        opts,
+        Direction::ToDevice,
+        writer(source),
+    )
 }
 
 fn reader<E>(
@@ -1005,10 +1029,13 @@ mod tests {
         let t = Transfers::new([0..10, 10..10, 40..43], 4, 512, Until::none());
         assert_eq!(all(t), [(0, 4), (4, 4), (8, 2), (40, 3)]);
         // One range, as read() walks it; an empty one gives nothing.
-        assert_eq!(all(Transfers::new([5..5], 8, 512, Until::none())), []);
+        assert_eq!(
+            all(Transfers::new(std::iter::once(5..5), 8, 512, Until::none())),
+            []
+        );
         // A transfer size of 0 counts as one block.
         assert_eq!(
-            all(Transfers::new([0..2], 0, 512, Until::none())),
+            all(Transfers::new(std::iter::once(0..2), 0, 512, Until::none())),
             [(0, 1), (1, 1)]
         );
     }
@@ -1016,12 +1043,20 @@ mod tests {
     #[test]
     fn a_cycle_wraps_with_the_same_lbas_each_pass() {
         // A span of one transfer: the same blocks every time.
-        let same = Transfers::new(std::iter::repeat(64..80), 16, 512, Until::none().commands(4));
+        let same = Transfers::new(
+            std::iter::repeat(64..80),
+            16,
+            512,
+            Until::none().commands(4),
+        );
         assert_eq!(all(same), [(64, 16); 4]);
         // A span that is not whole transfers: the last of each pass is short.
         let mut t = Transfers::new(std::iter::repeat(0..10), 4, 512, Until::none().commands(7));
         let got: Vec<_> = t.by_ref().collect();
-        assert_eq!(got, [(0, 4), (4, 4), (8, 2), (0, 4), (4, 4), (8, 2), (0, 4)]);
+        assert_eq!(
+            got,
+            [(0, 4), (4, 4), (8, 2), (0, 4), (4, 4), (8, 2), (0, 4)]
+        );
         assert_eq!((t.commands(), t.blocks(), t.timed_out()), (7, 24, false));
         // Done stays done.
         assert_eq!(t.next(), None);
@@ -1046,13 +1081,21 @@ mod tests {
         );
         // Less than a block moves nothing.
         let until = Until::none().bytes(100);
-        assert_eq!(all(Transfers::new([0..8], 2, 512, until)), []);
+        assert_eq!(
+            all(Transfers::new(std::iter::once(0..8), 2, 512, until)),
+            []
+        );
     }
 
     #[test]
     fn a_deadline_stops_the_sequence_and_says_so() {
         let past = Instant::now();
-        let mut t = Transfers::new(std::iter::repeat(0..8), 4, 512, Until::none().deadline(past));
+        let mut t = Transfers::new(
+            std::iter::repeat(0..8),
+            4,
+            512,
+            Until::none().deadline(past),
+        );
         assert_eq!(t.next(), None);
         assert!(t.timed_out());
         // Endless empty extents still end at the deadline.
@@ -1067,7 +1110,12 @@ mod tests {
         // A runtime counts from the first transfer asked for, and an endless
         // cycle really ends once it has passed.
         let runtime = Duration::from_millis(30);
-        let t = Transfers::new(std::iter::repeat(0..8), 8, 512, Until::none().runtime(runtime));
+        let t = Transfers::new(
+            std::iter::repeat(0..8),
+            8,
+            512,
+            Until::none().runtime(runtime),
+        );
         std::thread::sleep(Duration::from_millis(40));
         let t0 = Instant::now();
         let mut t = t;
@@ -1079,7 +1127,10 @@ mod tests {
         assert!(n > 1 && t.timed_out() && t.commands() == n);
         // A runtime too long for the clock is no limit.
         let long = Until::none().runtime(Duration::MAX).commands(3);
-        assert_eq!(all(Transfers::new(std::iter::repeat(0..1), 1, 512, long)).len(), 3);
+        assert_eq!(
+            all(Transfers::new(std::iter::repeat(0..1), 1, 512, long)).len(),
+            3
+        );
     }
 
     #[test]
