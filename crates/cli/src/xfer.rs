@@ -210,6 +210,13 @@ pub(crate) fn read(args: &ReadArgs) -> Result<()> {
             c.device.display()
         )));
     }
+    if c.runtime.is_some() && args.out.is_some() {
+        return Err(Failure(format!(
+            "{}: read: --runtime re-reads blocks for as long as it runs; it cannot be combined with --out \
+             (use --size or --count to read a region into a file)",
+            c.device.display()
+        )));
+    }
     let sink = match &args.out {
         None => Sink::None,
         Some(p) if p.as_os_str() == "-" => {
@@ -232,13 +239,6 @@ pub(crate) fn read(args: &ReadArgs) -> Result<()> {
             p.clone(),
         ),
     };
-    if c.runtime.is_some() && args.out.is_some() {
-        return Err(Failure(format!(
-            "{}: read: --runtime re-reads blocks for as long as it runs; it cannot be combined with --out \
-             (use --size or --count to read a region into a file)",
-            c.device.display()
-        )));
-    }
     transfer(c, Dir::Read, sink, Source::Pattern(0), None)
 }
 
