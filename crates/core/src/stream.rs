@@ -835,10 +835,18 @@ fn run_queue<E: From<Error>>(
         }
     };
     let mut pending: VecDeque<Pending> = VecDeque::with_capacity(plan.depth);
+    // A transfer refused before it was sent: reported once those before it
+    // were delivered.
+    let mut refused: Option<Error> = None;
     loop {
-        while pending.len() < plan.depth {
-            let Some((next, blocks)) = plan.next(walk)? else {
-                break;
+        while refused.is_none() && pending.len() < plan.depth {
+            let (next, blocks) = match plan.next(walk) {
+                Ok(Some(t)) => t,
+                Ok(None) => break,
+                Err(e) => {
+                    refused = Some(e);
+                    break;
+                }
             };
             let mut buf = buffer(&mut spare, blocks as usize * plan.block);
             let payload = if plan.dir == Direction::ToDevice {
@@ -881,6 +889,9 @@ fn run_queue<E: From<Error>>(
             }
         }
     }
+    if let Some(e) = refused {
+        return Err(e.into());
+    }
     totals.peak_in_flight = q.peak_in_flight();
     Ok(totals)
 }
@@ -901,6 +912,9 @@ fn run_pool<E: From<Error>>(
     let mut pending: VecDeque<Pending> = VecDeque::with_capacity(pool.len());
     // The data of a write repeated after a UNIT ATTENTION.
     let mut again: Option<(Pending, Vec<u8>)> = None;
+    // A transfer refused before it was sent: reported once those before it
+    // were delivered.
+    let mut refused: Option<Error> = None;
     loop {
         if let Some((mut p, data)) = again.take() {
             let Some(mut lease) = pool.lease() else {
@@ -916,12 +930,17 @@ fn run_pool<E: From<Error>>(
             p.tries += 1;
             pending.push_front(p);
         }
-        while pending.len() < pool.len() {
+        while refused.is_none() && pending.len() < pool.len() {
             let Some(mut lease) = pool.lease() else {
                 break;
             };
-            let Some((next, blocks)) = plan.next(walk)? else {
-                break;
+            let (next, blocks) = match plan.next(walk) {
+                Ok(Some(t)) => t,
+                Ok(None) => break,
+                Err(e) => {
+                    refused = Some(e);
+                    break;
+                }
             };
             let len = blocks as usize * plan.block;
             if plan.dir == Direction::ToDevice {
@@ -966,6 +985,9 @@ fn run_pool<E: From<Error>>(
         if plan.dir == Direction::FromDevice {
             io(Io::Got(p.lba, done.data()))?;
         }
+    }
+    if let Some(e) = refused {
+        return Err(e.into());
     }
     totals.peak_in_flight = pool.peak_in_flight();
     Ok(totals)
