@@ -437,16 +437,19 @@ fn run_one(
     offset: u64,
     span: u64,
 ) -> std::result::Result<sgmap_benches::Sample, String> {
+    // The blocks every sgmap contender goes round: `span` bytes from `offset`.
+    let cycle = || {
+        Cycle::new(
+            offset / block as u64,
+            span / block as u64,
+            (bs / block) as u64,
+        )
+    };
     match c.tool {
         Tool::Sgmap => {
             let mut r =
                 Runner::open(path, c.way, dir, bs, c.depth).map_err(|e| e.report().to_string())?;
-            let mut cycle = Cycle::new(
-                offset / block as u64,
-                span / block as u64,
-                (bs / block) as u64,
-            );
-            r.run(&mut cycle, bs, commands, |_| {})
+            r.run(&mut cycle(), bs, commands, |_| {})
                 .map_err(|e| e.report().to_string())
         }
         Tool::SgRead => peers::run_sg_read(
@@ -471,12 +474,7 @@ fn run_one(
         Tool::Bare => {
             let mut r =
                 BareRing::open(path, block, bs, c.depth).map_err(|e| e.report().to_string())?;
-            let mut cycle = Cycle::new(
-                offset / block as u64,
-                span / block as u64,
-                (bs / block) as u64,
-            );
-            r.run(&mut cycle, commands)
+            r.run(&mut cycle(), commands)
                 .map_err(|e| e.report().to_string())
         }
         Tool::FioUring => peers::run_fio_uring(

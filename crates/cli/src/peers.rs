@@ -414,24 +414,57 @@ pub(crate) fn fio_args(
     offset: u64,
     span: u64,
 ) -> Vec<String> {
-    vec![
-        "--name=sgmap-peer".into(),
-        "--ioengine=sg".into(),
-        format!("--filename={}", device.display()),
-        format!("--rw={}", dir.name()),
-        format!("--bs={bs}"),
-        format!("--iodepth={depth}"),
-        // direct=0 and sync=0: the only way fio's sg engine queues on an sg node.
-        "--direct=0".into(),
-        "--sync=0".into(),
-        format!("--offset={offset}"),
-        format!("--size={span}"),
-        format!("--io_size={}", commands * bs as u64),
-        "--invalidate=0".into(),
-        // Per-IO latency clocks off: the peer at its fastest.
-        "--gtod_reduce=1".into(),
-        "--output-format=json".into(),
-    ]
+    let job = FioJob {
+        name: "sgmap-peer",
+        engine: "sg",
+        file: device,
+        dir,
+        bs,
+        depth,
+        commands,
+        offset,
+        span,
+    };
+    // direct=0 and sync=0: the only way fio's sg engine queues on an sg node.
+    job.args(&["--direct=0", "--sync=0"])
+}
+
+/// One fio job's shape: the flags every peer run of fio shares.
+struct FioJob<'a> {
+    name: &'a str,
+    engine: &'a str,
+    file: &'a Path,
+    dir: Dir,
+    bs: usize,
+    depth: usize,
+    commands: u64,
+    offset: u64,
+    span: u64,
+}
+
+impl FioJob<'_> {
+    /// The command line, with the engine's own flags `extra`.
+    fn args(&self, extra: &[&str]) -> Vec<String> {
+        let mut a = vec![
+            format!("--name={}", self.name),
+            format!("--ioengine={}", self.engine),
+            format!("--filename={}", self.file.display()),
+            format!("--rw={}", self.dir.name()),
+            format!("--bs={}", self.bs),
+            format!("--iodepth={}", self.depth),
+        ];
+        a.extend(extra.iter().map(|x| x.to_string()));
+        a.extend([
+            format!("--offset={}", self.offset),
+            format!("--size={}", self.span),
+            format!("--io_size={}", self.commands * self.bs as u64),
+            "--invalidate=0".into(),
+            // Per-IO latency clocks off: the peer at its fastest.
+            "--gtod_reduce=1".into(),
+            "--output-format=json".into(),
+        ]);
+        a
+    }
 }
 
 /// What fio reported.
@@ -573,23 +606,19 @@ pub(crate) fn fio_uring_args(
     offset: u64,
     span: u64,
 ) -> Vec<String> {
-    vec![
-        "--name=sgmap-peer-uring".into(),
-        "--ioengine=io_uring".into(),
-        format!("--filename={}", block_dev.display()),
-        format!("--rw={}", dir.name()),
-        format!("--bs={bs}"),
-        format!("--iodepth={depth}"),
-        "--direct=1".into(),
-        // Registered buffers, as sgmap's io_uring transport uses.
-        "--fixedbufs=1".into(),
-        format!("--offset={offset}"),
-        format!("--size={span}"),
-        format!("--io_size={}", commands * bs as u64),
-        "--invalidate=0".into(),
-        "--gtod_reduce=1".into(),
-        "--output-format=json".into(),
-    ]
+    let job = FioJob {
+        name: "sgmap-peer-uring",
+        engine: "io_uring",
+        file: block_dev,
+        dir,
+        bs,
+        depth,
+        commands,
+        offset,
+        span,
+    };
+    // Registered buffers, as sgmap's io_uring transport uses.
+    job.args(&["--direct=1", "--fixedbufs=1"])
 }
 
 /// Runs fio's io_uring engine once on the block device of `device`.

@@ -460,6 +460,22 @@ mod tests {
         }
     }
 
+    /// A bench document of `rows` on a 512-byte-block /dev/sg0, 3 rounds.
+    fn doc_of(floors: Floors, results: Vec<Row>) -> BenchDoc {
+        BenchDoc {
+            device: "/dev/sg0".into(),
+            block_size: 512,
+            max_transfer: 1 << 20,
+            rounds: 3,
+            run_ms: 100,
+            offset: 0,
+            span: None,
+            floors,
+            results,
+            skipped: vec![],
+        }
+    }
+
     #[test]
     fn paired_ratios_take_the_median_of_each_rounds_ratio() {
         let a = [
@@ -529,19 +545,7 @@ mod tests {
             .find(|r| r.tool == Tool::Sgmap && r.mode == "indirect")
             .unwrap();
         assert_eq!(indirect.vs_indirect, None);
-        let doc = BenchDoc {
-            device: "/dev/sg0".into(),
-            block_size: 512,
-            max_transfer: 1 << 20,
-            rounds: 3,
-            run_ms: 100,
-            offset: 0,
-            span: None,
-            floors,
-            results: rows,
-            skipped: vec![],
-        };
-        let t = table(&doc);
+        let t = table(&doc_of(floors, rows));
         assert!(t.contains("TEST UNIT READY 20.0k cmd/s"), "{t}");
         assert!(t.contains("sgmap mmap"), "{t}");
         // mmap asked, indirect counted by the fake samples: the note says so.
@@ -579,19 +583,7 @@ mod tests {
         assert!((v - 1.25).abs() < 1e-9 && (sp[0] - 0.8).abs() < 1e-9);
         assert!(is_tie(sp));
         assert!(!is_tie([1.01, 1.3]) && !is_tie([0.5, 0.99]));
-        let doc = BenchDoc {
-            device: "/dev/sg0".into(),
-            block_size: 512,
-            max_transfer: 1 << 20,
-            rounds: 3,
-            run_ms: 100,
-            offset: 0,
-            span: None,
-            floors: c.floors(1 << 20),
-            results: rows,
-            skipped: vec![],
-        };
-        let t = table(&doc);
+        let t = table(&doc_of(c.floors(1 << 20), rows));
         assert!(t.contains("1.25~"), "{t}");
         assert!(t.contains("~: a tie"), "{t}");
     }
