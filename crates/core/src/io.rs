@@ -548,10 +548,8 @@ pub(crate) fn prepare(
             return Err(why);
         }
     }
-    if len >= sys::SG_MAX_DXFER_LEN as usize {
-        return Err(format!(
-            "a transfer of {len} bytes is too long: the sg driver takes less than 256 MiB per command; split it"
-        ));
+    if let Some(why) = crate::command::transfer_too_long(len) {
+        return Err(why);
     }
     if direction == Direction::None && len != 0 {
         return Err("a command without a data direction cannot transfer data".into());

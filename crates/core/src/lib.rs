@@ -310,7 +310,7 @@ pub mod stream;
 mod uring;
 
 pub use buffer::{BufferError, DirectBuf};
-pub use command::{Command, Data, Direction, DEFAULT_TIMEOUT};
+pub use command::{transfer_too_long, Command, Data, Direction, DEFAULT_TIMEOUT, MAX_SG_TRANSFER};
 pub use device::{Device, NodeKind, OpenOptions, RequestInfo, RequestState, Reset, ScsiId};
 pub use error::{Driver, Error, Incomplete, OsErrorKind, Report, Result, ScsiError, ScsiErrorKind};
 pub use helpers::{BlockIo, BufferMode, Split, Transfer, UNIT_ATTENTION_RETRIES};
