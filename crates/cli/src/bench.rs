@@ -57,8 +57,9 @@ pub(crate) struct BenchArgs {
     pub no_reads: bool,
     /// Run these peers beside sgmap, on the same device and transfers:
     /// sg_read (sg3_utils), fio (its sg engine) and fio_uring (fio's
-    /// io_uring engine on the disk's block device, --direct=1; needs sd_mod).
-    /// `--peers` alone means sg_read and fio.
+    /// io_uring engine on the disk's block device, --direct=1; needs sd_mod)
+    /// and sg_dd (sg3_utils' sg_dd and sgm_dd, writes at depth 1 only, with
+    /// --writes). `--peers` alone means sg_read and fio.
     #[arg(long, value_delimiter = ',', num_args = 0..=1, default_missing_value = "sg_read,fio")]
     pub peers: Option<Vec<Peer>>,
     /// Where transfers start, in bytes.
@@ -214,6 +215,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
                     Peer::SgRead => Tool::SgRead,
                     Peer::Fio => Tool::Fio,
                     Peer::FioUring => Tool::FioUring,
+                    Peer::SgDd => Tool::SgDd,
                 },
                 mode: "-".into(),
                 dir: "-".into(),
@@ -231,6 +233,15 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         for &way in modes.iter().filter(|w| **w != Way::Uring) {
             contenders.push(Contender {
                 tool: Tool::SgRead,
+                way,
+                depth: 1,
+            });
+        }
+    }
+    if programs.contains_key(&Peer::SgDd) && depths.contains(&1) && args.writes {
+        for &way in modes.iter().filter(|w| **w != Way::Uring) {
+            contenders.push(Contender {
+                tool: Tool::SgDd,
                 way,
                 depth: 1,
             });
@@ -319,8 +330,10 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
             for &bs in &sizes {
                 for &c in &order {
                     bar.inc(1);
+                    // sg_read and the bare loop only read; sg_dd is the write peer.
                     if dead.contains(&(dir, bs, c))
                         || (matches!(c.tool, Tool::SgRead | Tool::Bare) && dir == Dir::Write)
+                        || (c.tool == Tool::SgDd && dir == Dir::Read)
                     {
                         continue;
                     }
@@ -430,16 +443,19 @@ fn run_one(
     offset: u64,
     span: u64,
 ) -> std::result::Result<sgmap_benches::Sample, String> {
+    // The blocks every sgmap contender goes round: `span` bytes from `offset`.
+    let cycle = || {
+        Cycle::new(
+            offset / block as u64,
+            span / block as u64,
+            (bs / block) as u64,
+        )
+    };
     match c.tool {
         Tool::Sgmap => {
             let mut r =
                 Runner::open(path, c.way, dir, bs, c.depth).map_err(|e| e.report().to_string())?;
-            let mut cycle = Cycle::new(
-                offset / block as u64,
-                span / block as u64,
-                (bs / block) as u64,
-            );
-            r.run(&mut cycle, bs, commands, |_| {})
+            r.run(&mut cycle(), bs, commands, |_| {})
                 .map_err(|e| e.report().to_string())
         }
         Tool::SgRead => peers::run_sg_read(
@@ -451,15 +467,20 @@ fn run_one(
             commands,
             offset / block as u64,
         ),
+        Tool::SgDd => peers::run_sg_dd(
+            &programs[&Peer::SgDd],
+            path,
+            c.way,
+            block,
+            bs,
+            commands,
+            offset / block as u64,
+            span,
+        ),
         Tool::Bare => {
             let mut r =
                 BareRing::open(path, block, bs, c.depth).map_err(|e| e.report().to_string())?;
-            let mut cycle = Cycle::new(
-                offset / block as u64,
-                span / block as u64,
-                (bs / block) as u64,
-            );
-            r.run(&mut cycle, commands)
+            r.run(&mut cycle(), commands)
                 .map_err(|e| e.report().to_string())
         }
         Tool::FioUring => peers::run_fio_uring(

@@ -7,7 +7,7 @@
 //!   panel; the floors (one memory copy, TEST UNIT READY round trips, the
 //!   bare io_uring loop) are thin grey reference lines; a ring and a label
 //!   mark the best contender at each size.
-//! - [`Picture::Ratios`]: sgmap ÷ sg_read (same mode) and sgmap ÷ fio's sg
+//! - [`Picture::Ratios`]: sgmap ÷ sg_read or sg_dd (same mode) and sgmap ÷ fio's sg
 //!   engine per mode and size, with the 1.0 line, and the lowest and highest
 //!   per-round ratio as error bars.
 //!
@@ -71,7 +71,7 @@ fn font() -> Result<&'static [u8], String> {
 pub(crate) enum Picture {
     /// Throughput against transfer size, one panel per direction and depth.
     Throughput,
-    /// sgmap ÷ sg_read and sgmap ÷ fio per mode and size.
+    /// sgmap ÷ sg_read or sg_dd, and sgmap ÷ fio, per mode and size.
     Ratios,
 }
 
@@ -134,7 +134,7 @@ pub(crate) struct PlotOpts {
     /// this .svg or .png; repeat for more files.
     #[arg(long = "plot", value_name = "FILE")]
     pub plot: Vec<PathBuf>,
-    /// Draw sgmap ÷ sg_read (same mode) and sgmap ÷ fio per mode and size,
+    /// Draw sgmap ÷ sg_read or sg_dd (same mode) and sgmap ÷ fio per mode and size,
     /// with the per-round spread as error bars, into this .svg or .png;
     /// repeat for more files.
     #[arg(long = "plot-ratios", value_name = "FILE")]
@@ -356,7 +356,7 @@ fn throughput_grid(doc: &BenchDoc) -> Vec<Vec<Panel>> {
 }
 
 /// The peers sgmap is divided by in the ratio picture.
-const RATIO_PEERS: [Tool; 2] = [Tool::SgRead, Tool::Fio];
+const RATIO_PEERS: [Tool; 3] = [Tool::SgRead, Tool::SgDd, Tool::Fio];
 
 /// Rows of ratio panels: one row per direction and peer, one panel per
 /// depth where that peer ran beside sgmap.
@@ -394,9 +394,10 @@ fn tool_order(t: Tool) -> u8 {
     match t {
         Tool::Sgmap => 0,
         Tool::SgRead => 1,
-        Tool::Fio => 2,
-        Tool::FioUring => 3,
-        Tool::Bare => 4,
+        Tool::SgDd => 2,
+        Tool::Fio => 3,
+        Tool::FioUring => 4,
+        Tool::Bare => 5,
     }
 }
 
@@ -602,7 +603,8 @@ struct RatioPoint {
 }
 
 /// sgmap ÷ `peer` in commands per second, per sgmap mode and size: sg_read
-/// in the same mode, fio in whatever mode it ran (its sg engine: indirect).
+/// and sg_dd in the same mode, fio in whatever mode it ran (its sg engine:
+/// indirect).
 fn ratios(doc: &BenchDoc, peer: Tool, dir: &str, depth: usize) -> Vec<(String, Vec<RatioPoint>)> {
     let mut modes: Vec<&str> = doc
         .results
@@ -625,7 +627,7 @@ fn ratios(doc: &BenchDoc, peer: Tool, dir: &str, depth: usize) -> Vec<(String, V
                     && b.dir == dir
                     && b.depth == depth
                     && b.bs == a.bs
-                    && (peer != Tool::SgRead || b.mode == mode)
+                    && (!matches!(peer, Tool::SgRead | Tool::SgDd) || b.mode == mode)
             });
             let Some(b) = b else { continue };
             let point = match per_round(&a.samples_commands_per_s, &b.samples_commands_per_s) {
@@ -1090,7 +1092,8 @@ fn legend_layout(ink: &Ink, entries: &[Entry], width: u32) -> Vec<(i32, i32)> {
 }
 
 /// A contender's marker, centred on `c` (pixels): sgmap a disc, sg_read a
-/// triangle, fio a square, fio_uring a diamond.
+/// triangle, sg_dd a triangle pointing down, fio a square, fio_uring a
+/// diamond.
 fn marker<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     tool: Tool,
@@ -1102,6 +1105,10 @@ fn marker<DB: DrawingBackend>(
     match tool {
         Tool::Sgmap => area.draw(&Circle::new(c, 4, s)),
         Tool::SgRead => area.draw(&TriangleMarker::new(c, 5, s)),
+        Tool::SgDd => area.draw(&Polygon::new(
+            vec![(x - 5, y - 4), (x + 5, y - 4), (x, y + 5)],
+            s,
+        )),
         Tool::Fio => area.draw(&Rectangle::new([(x - 4, y - 4), (x + 4, y + 4)], s)),
         Tool::FioUring => area.draw(&Polygon::new(
             vec![(x, y - 7), (x + 7, y), (x, y + 7), (x - 7, y)],
@@ -1171,7 +1178,7 @@ fn draw_legend<DB: DrawingBackend>(
 /// A peer's dashes (dash, gap in pixels): each peer its own.
 fn dash_of(tool: Tool) -> (i32, i32) {
     match tool {
-        Tool::SgRead => (7, 4),
+        Tool::SgRead | Tool::SgDd => (7, 4),
         Tool::Fio => (3, 3),
         _ => (12, 5),
     }
@@ -1549,6 +1556,7 @@ fn ratio_panel<DB: DrawingBackend>(
     }
     let peer_words = match peer {
         Tool::SgRead => "÷ sg_read, same mode",
+        Tool::SgDd => "÷ sg_dd, same mode",
         _ => "÷ fio's sg engine",
     };
     let chart = frame(
@@ -1634,6 +1642,8 @@ mod tests {
             vs_sg_read: None,
             vs_fio: None,
             vs_floor: None,
+            vs_sg_dd: None,
+            spreads: Default::default(),
         }
     }
 
@@ -1729,6 +1739,19 @@ mod tests {
         assert_eq!(who, ["sgmap uring", "fio indirect", "fio_uring direct"]);
         let r = references(&d, "read", 16, Metric::Cmds);
         assert_eq!(r.last().unwrap().label, "bare io_uring loop");
+        // Writes beside sg_dd in the same mode get a ratio row of their own.
+        let mut dd = row(Tool::SgDd, "mmap", 4096, 16, &[500.0, 500.0, 500.0]);
+        dd.dir = "write".into();
+        d.results.push(dd);
+        let g = ratio_grid(&d);
+        let last = g.last().unwrap();
+        assert_eq!(
+            (last[0].dir.as_str(), last[0].peer),
+            ("write", Some(Tool::SgDd))
+        );
+        let w = ratios(&d, Tool::SgDd, "write", 16);
+        assert_eq!(w.len(), 1);
+        assert!((w[0].1[0].median - 2.0).abs() < 1e-12);
         assert_eq!(r.last().unwrap().points, vec![(4096, 198e3)]);
     }
 
