@@ -16,6 +16,8 @@
 //! The criterion benches read the device from `SGMAP_TEST_DEVICE`
 //! ([`device_from_env`]) and skip cleanly without it.
 
+use nix::sys::resource::{getrusage, UsageWho};
+use nix::sys::time::TimeVal;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -459,12 +461,12 @@ pub struct CpuTime {
 impl CpuTime {
     /// This process's CPU time so far (all threads).
     pub fn now() -> CpuTime {
-        rusage(libc::RUSAGE_SELF)
+        rusage(UsageWho::RUSAGE_SELF)
     }
 
     /// CPU time of the waited-for children of this process so far.
     pub fn children() -> CpuTime {
-        rusage(libc::RUSAGE_CHILDREN)
+        rusage(UsageWho::RUSAGE_CHILDREN)
     }
 
     /// User plus system time.
@@ -481,23 +483,17 @@ impl CpuTime {
     }
 }
 
-fn rusage(who: libc::c_int) -> CpuTime {
-    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage writes one `struct rusage` through the pointer, which
-    // points at zeroed storage of exactly that type.
-    let rc = unsafe { libc::getrusage(who, ru.as_mut_ptr()) };
-    if rc != 0 {
+fn rusage(who: UsageWho) -> CpuTime {
+    let Ok(ru) = getrusage(who) else {
         return CpuTime::default();
-    }
-    // SAFETY: zero-initialised and then filled by a successful getrusage; every
-    // field of `rusage` is an integer, valid for any bit pattern.
-    let ru = unsafe { ru.assume_init() };
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+    };
+    let tv = |t: TimeVal| {
+        Duration::from_secs(t.tv_sec().max(0) as u64)
+            + Duration::from_micros(t.tv_usec().max(0) as u64)
     };
     CpuTime {
-        user: tv(ru.ru_utime),
-        system: tv(ru.ru_stime),
+        user: tv(ru.user_time()),
+        system: tv(ru.system_time()),
     }
 }
 

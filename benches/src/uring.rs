@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use sgmap::cdb::Cdb;
+use sgmap::stream::{Transfers, Until};
 use sgmap::{BsgRing, Command, Device, Error, FixedBuf, Payload, Ticket};
 
 use crate::{check_len, invalid, CpuTime, Cycle, Dir, ModeCounts, Sample};
@@ -219,36 +220,50 @@ impl UringSession {
         &mut self,
         range: Range<u64>,
         bs: usize,
+        fill: impl FnMut(u64, &mut [u8]) -> Result<(), E>,
+        take: impl FnMut(u64, &[u8]) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let step = (bs / self.block).max(1);
+        let transfers = Transfers::new([range], step as u32, self.block, Until::none());
+        Ok(self.stream_transfers(transfers, fill, take)?.0)
+    }
+
+    /// Moves the transfers `transfers` (`(lba, blocks)`, each at most the
+    /// registered buffers' capacity; e.g. a [`Transfers`] cycling over a
+    /// span until a deadline) with [`depth`](Self::depth) in flight all the
+    /// time, across the wrap-arounds of a cycle too, handing data over in
+    /// the order of `transfers` as [`stream`](Self::stream) does. Returns
+    /// the commands and bytes moved. Stops at the first failure; when
+    /// `transfers` ends (at a deadline, say), the commands in flight finish
+    /// and are delivered first.
+    pub fn stream_transfers<E: From<Error>>(
+        &mut self,
+        transfers: impl IntoIterator<Item = (u64, u32)>,
         mut fill: impl FnMut(u64, &mut [u8]) -> Result<(), E>,
         mut take: impl FnMut(u64, &[u8]) -> Result<(), E>,
-    ) -> Result<u64, E> {
-        let step = (bs / self.block).max(1) as u64;
-        check_len(
-            &self.path,
-            self.dir,
-            step as usize * self.block,
-            self.block,
-            self.capacity,
-        )?;
+    ) -> Result<(u64, u64), E> {
+        let mut transfers = transfers.into_iter().fuse();
         let mut order: VecDeque<(Ticket, u64)> = VecDeque::new();
-        let mut next = range.start;
-        let mut commands = 0u64;
-        while next < range.end || !order.is_empty() {
-            while next < range.end {
+        let (mut commands, mut bytes) = (0u64, 0u64);
+        loop {
+            while !self.free.is_empty() {
+                let Some((lba, blocks)) = transfers.next() else {
+                    break;
+                };
+                let len = blocks as usize * self.block;
+                check_len(&self.path, self.dir, len, self.block, self.capacity)?;
                 let Some(mut buf) = self.free.pop() else {
                     break;
                 };
-                let len = (range.end - next).min(step) as usize * self.block;
                 if self.dir == Dir::Write {
                     buf.set_len(len);
-                    if let Err(e) = fill(next, &mut buf) {
+                    if let Err(e) = fill(lba, &mut buf) {
                         self.free.push(buf);
                         return Err(e);
                     }
                 }
-                let t = self.submit(next, buf, len)?;
-                order.push_back((t, next));
-                next += len as u64 / self.block as u64;
+                let t = self.submit(lba, buf, len)?;
+                order.push_back((t, lba));
             }
             let Some((ticket, lba)) = order.pop_front() else {
                 break;
@@ -263,6 +278,7 @@ impl UringSession {
                 .into());
             }
             self.seen.add(c.outcome.mode);
+            bytes += c.outcome.transferred() as u64;
             if self.dir == Dir::Read {
                 take(lba, c.bytes())?;
             }
@@ -271,6 +287,6 @@ impl UringSession {
             }
             commands += 1;
         }
-        Ok(commands)
+        Ok((commands, bytes))
     }
 }

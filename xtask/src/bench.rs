@@ -37,11 +37,9 @@ pub(crate) fn copy_tree(from: &Path, to: &Path) -> Result<u64> {
 }
 
 /// `cargo xtask bench [FILTER...]`.
-pub(crate) fn bench(ws: &Path, args: &[String]) -> Result<()> {
-    let mut args = args.to_vec();
-    let kernels = crate::testbed::Kernel::take_flag(&mut args, "6.1")?;
-    for which in kernels {
-        bench_on(ws, which, &args)?;
+pub(crate) fn bench(ws: &Path, args: crate::cli::BenchArgs) -> Result<()> {
+    for &which in &args.kernel.kernels.0 {
+        bench_on(ws, which, &args.filters)?;
     }
     Ok(())
 }

@@ -85,12 +85,8 @@ pub(crate) fn generate(ws: &Path) -> Result<String> {
 }
 
 /// `cargo xtask codegen [--check]`.
-pub(crate) fn codegen(ws: &Path, args: &[String]) -> Result<()> {
-    let check = match args {
-        [] => false,
-        [a] if a == "--check" => true,
-        _ => return Err("usage: cargo xtask codegen [--check]".into()),
-    };
+pub(crate) fn codegen(ws: &Path, args: crate::cli::CodegenArgs) -> Result<()> {
+    let check = args.check;
     let path = header_path(ws);
     let fresh = generate(ws)?;
     let current = std::fs::read_to_string(&path).unwrap_or_default();

@@ -1,14 +1,18 @@
 //! `cargo xtask compare`: sgmap's three modes and its peers side by side in
 //! one boot of the test bed, on the same scsi_debug disk and transfers.
 //!
-//! - phase `sync` (scsi_debug `delay=0`): `sgmap bench --peers` at 4 KiB,
+//! - phase `sync` (scsi_debug `delay=0`, 4096-byte blocks: see [`COMPARE_SCSI_DEBUG`]): `sgmap bench --peers` at 4 KiB,
 //!   64 KiB, 256 KiB, 1 MiB and the granted maximum, depths 1 and 16: sgmap
 //!   mmap, direct and indirect, sg3_utils' `sg_read` (indirect, `dio=1`,
 //!   `mmap=1`) and fio's sg engine, against the TEST UNIT READY and
 //!   single-copy floors;
 //! - phase `latency` (`ndelay=100000`, 100 µs per command): sgmap and fio at
 //!   depths 1 and 16;
-//! - on Linux 7.1 and later both phases add sgmap's io_uring transport, the
+//! - phase `writes` (`delay=0`): sgmap's writes in every mode beside fio's
+//!   sg engine and sg3_utils' `sg_dd` (`dio=1`) and `sgm_dd` (mmap) at
+//!   4 KiB, 64 KiB and 1 MiB, every contender cycling over the same 64 MiB
+//!   (sg_dd cannot re-write the same blocks as the others do by default);
+//! - on Linux 7.1 and later the phases add sgmap's io_uring transport, the
 //!   bare io_uring floor (`÷floor`) and fio's io_uring engine on the disk's
 //!   block device (`sd_mod` loaded, `--direct=1`), at depths 1, 4 and 16
 //!   (sync) and 1, 16 and 64 (latency), and the io_uring targets are judged
@@ -16,21 +20,40 @@
 //!   threshold is a tie).
 //!
 //! The runs are interleaved and the figures are medians (see `sgmap bench`).
-//! One table goes to stdout and to `target/compare/compare.md`, everything
-//! to `target/compare/compare.json`, and the plots to
-//! `target/compare/{sync,latency}.svg`. sg3-utils and fio are installed first
+//! Every ratio is printed with its spread (the lowest and highest per-round
+//! ratio), and marked a tie when the spread covers 1.0. One table, headed
+//! by the kernel it ran on, goes to stdout and to
+//! `target/compare/compare.md`, everything to
+//! `target/compare/compare.json`, and the plots, drawn on the host from
+//! each phase's JSON by `sgmap plot`, to `target/compare/<phase>.{svg,png}`
+//! (throughput) and `<phase>-ratios.{svg,png}` (sgmap ÷ sg_read and ÷ fio);
+//! with several kernels each gets its own directory, the kernel in the
+//! plots' names (`sync-6.1.png`), and `compare.md` holds one table per
+//! kernel. sg3-utils and fio are installed first
 //! when missing.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::bench::LATENCY_SCSI_DEBUG;
 use crate::build;
 use crate::target_dir;
-use crate::testbed::{sh_quote, Job, Kernel, Phase, Testbed, DEFAULT_SCSI_DEBUG};
+use crate::testbed::{sh_quote, Job, Kernel, Phase, Testbed};
+
+/// The disk of the `sync` and `writes` phases. 4096-byte blocks: from 6.12
+/// on, scsi_debug handles each logical block of a command on its own, so
+/// with 512-byte blocks a 1 MiB command costs 2048 of those steps and every
+/// mode and tool ends at the same few hundred commands/s (seen on 6.12.113
+/// and 7.2.7: sg_read's mmap loop at 1 MiB moved 443 and 656 MB/s with
+/// 512-byte blocks, 3.9 GB/s with 4096 on 6.12; 6.1 moved 14 GB/s with 512).
+/// Eight times fewer blocks let the transports, not the simulated disk,
+/// make the difference.
+const COMPARE_SCSI_DEBUG: &str = "dev_size_mb=256 delay=0 sector_size=4096";
+/// The disk of the `latency` phase: the same, with 100 µs per command.
+const LATENCY_SCSI_DEBUG: &str = "dev_size_mb=256 ndelay=100000 sector_size=4096";
 use crate::Result;
 
 /// Options of `cargo xtask compare`.
@@ -41,39 +64,19 @@ struct Opts {
     sizes: String,
 }
 
-fn parse(args: &[String]) -> Result<Opts> {
-    let mut o = Opts {
-        rounds: 7,
-        run_ms: 150,
-        sizes: "4k,64k,256k,1m,max".into(),
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| -> Result<String> {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{name} needs a value").into())
+impl From<&crate::cli::CompareArgs> for Opts {
+    fn from(a: &crate::cli::CompareArgs) -> Self {
+        let (rounds, run_ms) = if a.quick {
+            (3, 80)
+        } else {
+            (a.rounds, a.run_ms)
         };
-        match a.as_str() {
-            "--rounds" => o.rounds = value("--rounds")?.parse()?,
-            "--run-ms" => o.run_ms = value("--run-ms")?.parse()?,
-            "--sizes" => o.sizes = value("--sizes")?,
-            "--quick" => {
-                o.rounds = 3;
-                o.run_ms = 80;
-            }
-            other => {
-                return Err(format!(
-                    "unknown option {other}; usage: cargo xtask compare [--rounds N] [--run-ms MS] [--sizes LIST] [--quick]"
-                )
-                .into())
-            }
+        Opts {
+            rounds,
+            run_ms,
+            sizes: a.sizes.clone(),
         }
     }
-    if o.rounds == 0 || o.run_ms == 0 {
-        return Err("--rounds and --run-ms must be at least 1".into());
-    }
-    Ok(o)
 }
 
 /// One guest job: `sgmap bench` writing its JSON and plot into /run/out,
@@ -88,7 +91,7 @@ fn job(sgmap: &Path, phase: &str, bench_args: &[&str], sd: Option<(&Path, &Path)
         )
     });
     let mut cmd = format!(
-        "{load}exec {} bench \"$SGMAP_TEST_DEVICE\" --json --quiet --plot /run/out/{phase}.svg",
+        "{load}exec {} bench \"$SGMAP_TEST_DEVICE\" --json --quiet",
         sh_quote(&sgmap.display().to_string())
     );
     for a in bench_args {
@@ -105,10 +108,9 @@ fn job(sgmap: &Path, phase: &str, bench_args: &[&str], sd: Option<(&Path, &Path)
 }
 
 /// `cargo xtask compare`.
-pub(crate) fn compare(ws: &Path, args: &[String]) -> Result<()> {
-    let mut args = args.to_vec();
-    let kernels = Kernel::take_flag(&mut args, "6.1")?;
-    let o = parse(&args)?;
+pub(crate) fn compare(ws: &Path, args: crate::cli::CompareArgs) -> Result<()> {
+    let o = Opts::from(&args);
+    let kernels = args.kernel.kernels.0;
     crate::peers::ensure()?;
     let bins = build(
         ws,
@@ -122,16 +124,25 @@ pub(crate) fn compare(ws: &Path, args: &[String]) -> Result<()> {
         .path
         .clone();
     let mut failed = Vec::new();
+    let mut tables = Vec::new();
     for &which in &kernels {
         let dest = if kernels.len() == 1 {
             target_dir(ws).join("compare")
         } else {
             target_dir(ws).join("compare").join(which.name())
         };
-        if let Err(e) = compare_on(ws, which, &o, &sgmap, &dest) {
-            eprintln!("xtask: error: {e}");
-            failed.push(format!("{}: {e}", which.name()));
+        match compare_on(ws, which, &o, &sgmap, &dest) {
+            Ok(md) => tables.push(md),
+            Err(e) => {
+                eprintln!("xtask: error: {e}");
+                failed.push(format!("{}: {e}", which.name()));
+            }
         }
+    }
+    if kernels.len() > 1 && !tables.is_empty() {
+        let all = target_dir(ws).join("compare").join("compare.md");
+        std::fs::write(&all, tables.join("\n\n"))?;
+        println!("\nwritten: {} (one table per kernel)", all.display());
     }
     if failed.is_empty() {
         Ok(())
@@ -140,8 +151,9 @@ pub(crate) fn compare(ws: &Path, args: &[String]) -> Result<()> {
     }
 }
 
-/// One boot of `which` kernel: the comparison's phases, its table and plots under `dest`.
-fn compare_on(ws: &Path, which: Kernel, o: &Opts, sgmap: &Path, dest: &Path) -> Result<()> {
+/// One boot of `which` kernel: the comparison's phases, its table and plots
+/// under `dest`; gives the table back.
+fn compare_on(ws: &Path, which: Kernel, o: &Opts, sgmap: &Path, dest: &Path) -> Result<String> {
     let rounds = o.rounds.to_string();
     let run_ms = o.run_ms.to_string();
     let tb = Testbed::ensure(ws, which)?;
@@ -168,21 +180,29 @@ fn compare_on(ws: &Path, which: Kernel, o: &Opts, sgmap: &Path, dest: &Path) -> 
     } else {
         o.sizes.clone()
     };
-    let (modes, sync_peers, sync_depths, lat_peers, lat_depths) = if uring {
+    let (modes, sync_peers, sync_depths, lat_peers, lat_depths, write_peers) = if uring {
         (
             "mmap,direct,indirect,uring",
             "sg_read,fio,fio_uring",
             "1,4,16",
             "fio,fio_uring",
             "1,16,64",
+            "sg_dd,fio,fio_uring",
         )
     } else {
-        ("mmap,direct,indirect", "sg_read,fio", "1,16", "fio", "1,16")
+        (
+            "mmap,direct,indirect",
+            "sg_read,fio",
+            "1,16",
+            "fio",
+            "1,16",
+            "sg_dd,fio",
+        )
     };
     let phases = [
         Phase {
             name: "sync".into(),
-            scsi_debug: DEFAULT_SCSI_DEBUG.into(),
+            scsi_debug: COMPARE_SCSI_DEBUG.into(),
             allow_dio: true,
             jobs: vec![job(
                 sgmap,
@@ -218,6 +238,34 @@ fn compare_on(ws: &Path, which: Kernel, o: &Opts, sgmap: &Path, dest: &Path) -> 
                 sd,
             )],
         },
+        Phase {
+            name: "writes".into(),
+            scsi_debug: COMPARE_SCSI_DEBUG.into(),
+            allow_dio: true,
+            jobs: vec![job(
+                sgmap,
+                "writes",
+                &[
+                    "--modes",
+                    modes,
+                    "--peers",
+                    write_peers,
+                    "--writes",
+                    "--no-reads",
+                    "--span",
+                    WRITE_SPAN,
+                    "--sizes",
+                    WRITE_SIZES,
+                    "--depth",
+                    sync_depths,
+                    "--rounds",
+                    &rounds,
+                    "--run-ms",
+                    &run_ms,
+                ],
+                sd,
+            )],
+        },
     ];
     eprintln!(
         "xtask: comparing sgmap with sg_read and fio in the test bed on Linux {} ({} rounds of ~{} ms runs per contender)",
@@ -229,7 +277,8 @@ fn compare_on(ws: &Path, which: Kernel, o: &Opts, sgmap: &Path, dest: &Path) -> 
     std::fs::create_dir_all(dest)?;
     let mut docs = serde_json::Map::new();
     let mut failed = Vec::new();
-    for (phase, j) in ["sync", "latency"].iter().zip(&report.jobs) {
+    let mut pictures = Vec::new();
+    for (phase, j) in PHASES.iter().zip(&report.jobs) {
         let path = report.out_dir.join(format!("{phase}.json"));
         let doc = std::fs::read_to_string(&path)
             .ok()
@@ -246,18 +295,21 @@ fn compare_on(ws: &Path, which: Kernel, o: &Opts, sgmap: &Path, dest: &Path) -> 
                 failed.push(*phase);
             }
         }
-        let svg = report.out_dir.join(format!("{phase}.svg"));
-        if svg.is_file() {
-            std::fs::copy(&svg, dest.join(format!("{phase}.svg")))?;
+        if path.is_file() {
+            // Per kernel in the names when several kernels ran.
+            let tag = if dest.ends_with(which.name()) {
+                format!("-{}", which.name())
+            } else {
+                String::new()
+            };
+            match plots(sgmap, &path, dest, phase, &tag) {
+                Ok(files) => pictures.extend(files),
+                Err(e) => eprintln!("xtask: warning: no {phase} plots: {e}"),
+            }
         }
     }
     let targets = evaluate(&docs);
-    let md = format!(
-        "Linux {} (user-mode Linux, {} kernel)\n\n{}",
-        tb.version(),
-        which.name(),
-        markdown(&docs, &targets, o)
-    );
+    let md = markdown(&docs, &targets, o, tb.version(), which.name());
     print!("{md}");
     std::fs::write(dest.join("compare.md"), &md)?;
     let all = json!({
@@ -272,16 +324,66 @@ fn compare_on(ws: &Path, which: Kernel, o: &Opts, sgmap: &Path, dest: &Path) -> 
         serde_json::to_string_pretty(&all)?,
     )?;
     println!(
-        "\nwritten: {0}/compare.md, {0}/compare.json, {0}/sync.svg, {0}/latency.svg (test bed: {1:.0} s)",
+        "\nwritten: {0}/compare.md, {0}/compare.json, {2} (test bed: {1:.0} s)",
         dest.display(),
-        report.elapsed.as_secs_f64()
+        report.elapsed.as_secs_f64(),
+        pictures
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     if failed.is_empty() {
-        Ok(())
+        Ok(md)
     } else {
         Err(format!("the comparison's {} phase(s) failed", failed.join(" and ")).into())
     }
 }
+
+/// Draws a phase's pictures on the host from its JSON with `sgmap plot`
+/// (the guest needs no fonts): throughput `{phase}{tag}.{svg,png}` and
+/// ratios `{phase}{tag}-ratios.{svg,png}` in `dest`.
+fn plots(sgmap: &Path, json: &Path, dest: &Path, phase: &str, tag: &str) -> Result<Vec<PathBuf>> {
+    let label = match phase {
+        "sync" => "sync, scsi_debug delay=0".to_string(),
+        "latency" => "latency, 100 µs per command (scsi_debug ndelay=100000)".to_string(),
+        "writes" => format!("writes, scsi_debug delay=0, over {WRITE_SPAN}"),
+        other => other.to_string(),
+    };
+    let file = |kind: &str, ext: &str| dest.join(format!("{phase}{tag}{kind}.{ext}"));
+    let files = [
+        ("--plot", file("", "svg")),
+        ("--plot", file("", "png")),
+        ("--plot-ratios", file("-ratios", "svg")),
+        ("--plot-ratios", file("-ratios", "png")),
+    ];
+    let mut cmd = Command::new(sgmap);
+    cmd.arg("plot").arg(json).arg("--plot-label").arg(&label);
+    for (flag, f) in &files {
+        cmd.arg(flag).arg(f);
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {} plot: {e}", sgmap.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} plot {}: {}",
+            sgmap.display(),
+            json.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+        .into());
+    }
+    Ok(files.into_iter().map(|(_, f)| f).collect())
+}
+
+/// The phases, in the order they boot.
+const PHASES: [&str; 3] = ["sync", "latency", "writes"];
+/// Bytes every contender of the writes phase cycles over: sg_dd cannot
+/// re-write one transfer's blocks, so all move through the same 64 MiB.
+const WRITE_SPAN: &str = "64m";
+/// Transfer sizes of the writes phase.
+const WRITE_SIZES: &str = "4k,64k,1m";
 
 fn num(v: &Value) -> Option<f64> {
     v.as_f64()
@@ -299,8 +401,20 @@ fn size(bytes: u64) -> String {
     }
 }
 
-fn ratio(v: &Value) -> String {
-    num(v).map_or("-".into(), |x| format!("{x:.2}"))
+/// The ratio `name` of row `r`, with the spread of its per-round ratios
+/// and `tie` when that spread covers 1.0.
+fn ratio(r: &Value, name: &str) -> String {
+    let Some(x) = num(&r[name]) else {
+        return "-".into();
+    };
+    let sp = &r["spreads"][name];
+    match (num(&sp[0]), num(&sp[1])) {
+        (Some(lo), Some(hi)) if lo <= 1.0 && hi >= 1.0 => {
+            format!("{x:.2} ({lo:.2}–{hi:.2}) tie")
+        }
+        (Some(lo), Some(hi)) => format!("{x:.2} ({lo:.2}–{hi:.2})"),
+        _ => format!("{x:.2}"),
+    }
 }
 
 /// The rows of `phase` matching `pred`.
@@ -537,13 +651,20 @@ fn uring_targets(
 }
 
 /// The comparison as markdown: floors, one table of every row, the targets.
-fn markdown(docs: &serde_json::Map<String, Value>, targets: &[Value], o: &Opts) -> String {
+fn markdown(
+    docs: &serde_json::Map<String, Value>,
+    targets: &[Value],
+    o: &Opts,
+    kernel: &str,
+    which: &str,
+) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "# sgmap against sg_read and fio\n\nOne boot of the test bed (user-mode Linux, sg over scsi_debug); medians of {} interleaved runs of ~{} ms per contender. \
-         Ratios compare commands per second at the same transfer size, direction and depth (÷sg_read: same mode; ÷fio: fio's sg engine, indirect IO), \
-         as the median of the ratios within each round; every contender moves the same bytes per run. \
+        "# sgmap against sg3_utils and fio on Linux {kernel}\n\nOne boot of the test bed (user-mode Linux, Debian's {which} kernel {kernel}, sg over scsi_debug); medians of {} interleaved runs of ~{} ms per contender. \
+         Ratios compare commands per second at the same transfer size, direction and depth (÷sg_read: sg_read in the same mode, reads; ÷sg_dd: sg_dd or sgm_dd in the same mode, writes; ÷fio: fio's sg engine, indirect IO), \
+         as the median of the ratios within each round; every contender moves the same bytes per run (sg_dd: the same rate measure over its own runs). \
+         In brackets: the lowest and highest per-round ratio; `tie` marks a spread that covers 1.0 (neither side ahead in every round). \
          Numbers are for ratios within this boot, not claims about hardware.\n",
         o.rounds, o.run_ms
     );
@@ -552,10 +673,10 @@ fn markdown(docs: &serde_json::Map<String, Value>, targets: &[Value], o: &Opts) 
         let _ = write!(
             s,
             "- `{phase}` (scsi_debug `{}`): TEST UNIT READY {} cmd/s; one copy from a cold source:",
-            if phase == "sync" {
-                DEFAULT_SCSI_DEBUG
-            } else {
+            if phase == "latency" {
                 LATENCY_SCSI_DEBUG
+            } else {
+                COMPARE_SCSI_DEBUG
             },
             num(&f["tur_commands_per_s"]).map_or("?".into(), |v| format!("{v:.0}"))
         );
@@ -570,14 +691,14 @@ fn markdown(docs: &serde_json::Map<String, Value>, targets: &[Value], o: &Opts) 
         s.push('\n');
     }
     s.push_str(
-        "\n| phase | dir | size | depth | contender | MB/s | cmd/s | CPU ms/GB | ÷indirect | ÷TUR | ÷copy | ÷sg_read | ÷fio | ÷floor |\n\
-         | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        "\n| phase | dir | size | depth | contender | MB/s | cmd/s | CPU ms/GB | ÷indirect | ÷TUR | ÷copy | ÷sg_read | ÷sg_dd | ÷fio | ÷floor |\n\
+         | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for (phase, doc) in docs {
         for r in doc["results"].as_array().into_iter().flatten() {
             let _ = writeln!(
                 s,
-                "| {phase} | {} | {} | {} | {} {} | {:.1} | {:.0} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {phase} | {} | {} | {} | {} {} | {:.1} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 r["dir"].as_str().unwrap_or("?"),
                 size(r["bs"].as_u64().unwrap_or(0)),
                 r["depth"],
@@ -586,12 +707,13 @@ fn markdown(docs: &serde_json::Map<String, Value>, targets: &[Value], o: &Opts) 
                 num(&r["mb_per_s"]).unwrap_or(0.0),
                 num(&r["commands_per_s"]).unwrap_or(0.0),
                 num(&r["cpu_ms_per_gb"]).map_or("-".into(), |v| format!("{v:.0}")),
-                ratio(&r["vs_indirect"]),
-                ratio(&r["vs_tur"]),
-                ratio(&r["vs_copy"]),
-                ratio(&r["vs_sg_read"]),
-                ratio(&r["vs_fio"]),
-                ratio(&r["vs_floor"]),
+                ratio(r, "vs_indirect"),
+                ratio(r, "vs_tur"),
+                ratio(r, "vs_copy"),
+                ratio(r, "vs_sg_read"),
+                ratio(r, "vs_sg_dd"),
+                ratio(r, "vs_fio"),
+                ratio(r, "vs_floor"),
             );
         }
     }
@@ -678,7 +800,8 @@ mod tests {
             "results": [
                 row("sgmap", "mmap", 4096, 1, json!({"vs_sg_read": 1.1, "vs_tur": 0.95})),
                 row("sgmap", "indirect", 4096, 1, json!({"vs_sg_read": 0.97, "vs_tur": 0.85})),
-                row("sgmap", "mmap", 1 << 20, 1, json!({"vs_sg_read": 1.2, "vs_indirect": 1.8, "vs_copy": 0.7})),
+                row("sgmap", "mmap", 1 << 20, 1, json!({"vs_sg_read": 1.2, "vs_indirect": 1.8, "vs_copy": 0.7,
+                    "spreads": {"vs_sg_read": [1.1, 1.3], "vs_indirect": [0.9, 2.0]}})),
             ],
             "skipped": [],
         });
@@ -710,11 +833,21 @@ mod tests {
                 run_ms: 100,
                 sizes: String::new(),
             },
+            "6.12.113",
+            "6.12",
         );
         assert!(
             md.contains("| sync | read | 1 MiB | 1 | sgmap mmap |"),
             "{md}"
         );
+        // The kernel heads the table; ratios carry their spread, and one
+        // whose spread covers 1.0 says tie.
+        assert!(
+            md.starts_with("# sgmap against sg3_utils and fio on Linux 6.12.113"),
+            "{md}"
+        );
+        assert!(md.contains("| 1.20 (1.10–1.30) |"), "{md}");
+        assert!(md.contains("| 1.80 (0.90–2.00) tie |"), "{md}");
         assert!(
             md.contains("**MISSED**") && md.contains("**not measured**"),
             "{md}"
@@ -726,10 +859,15 @@ mod tests {
     }
 
     #[test]
-    fn options_parse() {
-        let o = parse(&["--quick".into()]).unwrap();
+    fn quick_means_three_short_rounds() {
+        use clap::Parser as _;
+        let parse = |s: &str| match crate::cli::Cli::parse_from(s.split_whitespace()).command {
+            crate::cli::Cmd::Compare(c) => Opts::from(&c),
+            other => panic!("{other:?}"),
+        };
+        let o = parse("xtask compare --quick");
         assert_eq!((o.rounds, o.run_ms), (3, 80));
-        assert!(parse(&["--bogus".into()]).is_err());
-        assert!(parse(&["--rounds".into(), "0".into()]).is_err());
+        let o = parse("xtask compare --rounds 9 --run-ms 200");
+        assert_eq!((o.rounds, o.run_ms), (9, 200));
     }
 }

@@ -84,8 +84,10 @@ fn build(ws: &Path, release: bool) -> Result<Built> {
                 for f in v["filenames"].as_array().into_iter().flatten() {
                     let f = PathBuf::from(f.as_str().unwrap_or_default());
                     match f.file_name().and_then(|n| n.to_str()) {
-                        Some("libsgmap.so") => shared = Some(f.clone()),
-                        Some("libsgmap.a") => static_lib = Some(f.clone()),
+                        // The lib is `sgmap_capi` (see crates/capi/Cargo.toml);
+                        // it is installed as libsgmap.
+                        Some("libsgmap_capi.so") => shared = Some(f.clone()),
+                        Some("libsgmap_capi.a") => static_lib = Some(f.clone()),
                         _ => {}
                     }
                 }
@@ -102,8 +104,8 @@ fn build(ws: &Path, release: bool) -> Result<Built> {
         }
     }
     Ok(Built {
-        shared: shared.ok_or("cargo built no libsgmap.so")?,
-        static_lib: static_lib.ok_or("cargo built no libsgmap.a")?,
+        shared: shared.ok_or("cargo built no libsgmap_capi.so")?,
+        static_lib: static_lib.ok_or("cargo built no libsgmap_capi.a")?,
         native_static_libs: native
             .ok_or("rustc did not list the static library's native dependencies")?,
         version: version.ok_or("cannot tell sgmap-capi's version")?,
@@ -217,22 +219,8 @@ pub(crate) fn install(ws: &Path, prefix: &Path, release: bool) -> Result<Install
 }
 
 /// `cargo xtask dist [--prefix DIR] [--debug]`.
-pub(crate) fn dist(ws: &Path, args: &[String]) -> Result<()> {
-    let mut prefix = None;
-    let mut release = true;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--prefix" => prefix = Some(PathBuf::from(it.next().ok_or("--prefix needs a folder")?)),
-            "--debug" => release = false,
-            other => {
-                return Err(format!(
-                    "unknown option {other}; usage: cargo xtask dist [--prefix DIR] [--debug]"
-                )
-                .into())
-            }
-        }
-    }
+pub(crate) fn dist(ws: &Path, args: crate::cli::DistArgs) -> Result<()> {
+    let (prefix, release) = (args.prefix, !args.debug);
     let prefix = prefix.unwrap_or_else(|| crate::target_dir(ws).join("dist"));
     let inst = install(ws, &prefix, release)?;
     println!("sgmap C library installed under {}", inst.prefix.display());

@@ -530,12 +530,11 @@ pub(crate) fn run_on_host(
 
 /// `cargo xtask ffi [FILTER]`: builds the examples and runs them in the test
 /// bed, printing each one's output.
-pub(crate) fn ffi(ws: &Path, args: &[String]) -> Result<()> {
-    let mut args = args.to_vec();
-    let kernels = crate::testbed::Kernel::take_flag(&mut args, "6.1")?;
+pub(crate) fn ffi(ws: &Path, args: crate::cli::FfiArgs) -> Result<()> {
+    let kernels = args.kernel.kernels.0;
     let built = build(ws)?;
     host_checks(&built)?;
-    let jobs = jobs(&built, &args);
+    let jobs = jobs(&built, &args.filter);
     if jobs.is_empty() {
         return Err("no example matches the filter".into());
     }

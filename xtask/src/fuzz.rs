@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use crate::{cargo, cmd_ok, Result};
 
 /// How long each target runs when `--seconds` is not given.
-const DEFAULT_SECONDS: u64 = 60;
+pub(crate) const DEFAULT_SECONDS: u64 = 60;
 /// The longest input libFuzzer makes: more than every decoder reads (sense
 /// data is cut at 252 bytes, a CDB has at most 32), so the cut-off paths are
 /// reached, while the kept files stay small.
@@ -35,46 +35,16 @@ struct Options {
     targets: Vec<String>,
 }
 
-fn parse_args(args: &[String]) -> Result<Options> {
-    let mut opts = Options {
-        seconds: DEFAULT_SECONDS,
-        // The code under fuzz is safe Rust: the sanitizer would only slow
-        // the search down. `--sanitizer address` turns it back on.
-        sanitizer: "none".into(),
-        keep: false,
-        targets: Vec::new(),
-    };
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--seconds" => {
-                let value = it.next().ok_or("--seconds needs a number of seconds")?;
-                opts.seconds = value
-                    .parse()
-                    .ok()
-                    .filter(|&s| s > 0)
-                    .ok_or_else(|| format!("--seconds {value}: give a whole number above 0"))?;
-            }
-            "--sanitizer" => {
-                opts.sanitizer = it
-                    .next()
-                    .ok_or("--sanitizer needs one of none, address, leak, memory, thread")?
-                    .clone();
-            }
-            "--keep" => opts.keep = true,
-            flag if flag.starts_with('-') => {
-                return Err(format!("unknown option `{flag}`\n{USAGE}").into());
-            }
-            target => opts.targets.push(target.to_owned()),
+impl From<crate::cli::FuzzArgs> for Options {
+    fn from(a: crate::cli::FuzzArgs) -> Self {
+        Options {
+            seconds: a.seconds,
+            sanitizer: a.sanitizer,
+            keep: a.keep,
+            targets: a.targets,
         }
     }
-    Ok(opts)
 }
-
-const USAGE: &str = "usage: cargo xtask fuzz [--seconds N] [--sanitizer S] [--keep] [TARGET...]
-  --seconds N     run each target N seconds (default 60)
-  --sanitizer S   none (default), address, leak, memory or thread
-  --keep          merge what was found into fuzz/corpus/<target>/ and minimise it";
 
 /// Figures from libFuzzer's `-print_final_stats=1` lines.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -306,8 +276,8 @@ fn keep(ws: &Path, build_dir: &Path, opts: &Options, target: &str) -> Result<()>
 }
 
 /// `cargo xtask fuzz [--seconds N] [--sanitizer S] [--keep] [TARGET...]`.
-pub(crate) fn fuzz(ws: &Path, args: &[String]) -> Result<()> {
-    let opts = parse_args(args)?;
+pub(crate) fn fuzz(ws: &Path, args: crate::cli::FuzzArgs) -> Result<()> {
+    let opts = Options::from(args);
     let known = all_targets(&ws.join("fuzz"))?;
     let targets = if opts.targets.is_empty() {
         known.clone()
@@ -370,27 +340,28 @@ pub(crate) fn fuzz(ws: &Path, args: &[String]) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn args(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| s.to_string()).collect()
-    }
-
     #[test]
     fn options() {
-        let o = parse_args(&args(&["--seconds", "300", "sense", "--keep", "cdb"])).unwrap();
+        use clap::Parser as _;
+        let parse = |s: &str| {
+            crate::cli::Cli::try_parse_from(s.split_whitespace()).map(|c| match c.command {
+                crate::cli::Cmd::Fuzz(f) => Options::from(f),
+                other => panic!("{other:?}"),
+            })
+        };
         assert_eq!(
-            o,
+            parse("xtask fuzz --seconds 300 sense --keep cdb").unwrap(),
             Options {
                 seconds: 300,
                 sanitizer: "none".into(),
                 keep: true,
-                targets: args(&["sense", "cdb"]),
+                targets: vec!["sense".into(), "cdb".into()],
             }
         );
-        assert_eq!(parse_args(&[]).unwrap().seconds, DEFAULT_SECONDS);
-        assert!(parse_args(&args(&["--seconds"])).is_err());
-        assert!(parse_args(&args(&["--seconds", "0"])).is_err());
-        assert!(parse_args(&args(&["--seconds", "x"])).is_err());
-        assert!(parse_args(&args(&["--fast"])).is_err());
+        assert_eq!(parse("xtask fuzz").unwrap().seconds, DEFAULT_SECONDS);
+        for bad in ["--seconds", "--seconds 0", "--seconds x", "--fast"] {
+            assert!(parse(&format!("xtask fuzz {bad}")).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -1,27 +1,12 @@
 //! sgmap's project automation, run as `cargo xtask <command>`.
 //!
-//! Commands:
-//! - `test [--device /dev/sgN] [FILTER]`: host tests, then every in-kernel test
-//!   binary inside the user-mode Linux test bed (or against the given device);
-//!   ends with `in-kernel: N passed, M failed, K skipped`.
-//! - `testbed [--scsi-debug "PARAMS"] [--no-dio] [--timeout SECS] -- CMD [ARGS]`: boot the test
-//!   bed and run one command in it, with its output and exit status.
-//! - `demo`: the three transfer modes on the built-in scsi_debug disk.
-//! - `bench [FILTER...]`: the criterion benches inside the test bed (scsi_debug
-//!   `delay=0`, then `ndelay=100000`); reports copied to `target/criterion`.
-//! - `compare [--rounds N] [--run-ms MS] [--sizes LIST] [--quick]`: sgmap's
-//!   three modes beside sg_read and fio's sg engine in one boot; one table,
-//!   plus markdown, JSON and plots in `target/compare`.
-//! - `fuzz [--seconds N] [--keep] [TARGET...]`: the cargo-fuzz targets under
-//!   `fuzz/`, a bounded time each; crash inputs go to `fuzz/regressions/`.
-//! - `codegen [--check]`: regenerate (or check) the C header include/sgmap.h.
-//! - `dist [--prefix DIR] [--debug]`: libsgmap.so, libsgmap.a, sgmap.h and
-//!   sgmap.pc under a prefix.
-//! - `ffi`: build the C and C++ examples and run them inside the test bed.
-//! - `headers`: fetch the newest kernel's user-space headers (sid's
-//!   `linux-libc-dev`) for the `bsg_uring_cmd` layout test.
+//! The commands and their flags are in [`cli`] (clap), so `cargo xtask
+//! --help` and `cargo xtask <command> --help` always say what is accepted:
+//! `test`, `testbed`, `demo`, `soak`, `bench`, `compare`, `fuzz`, `codegen`,
+//! `dist`, `ffi`, `headers` and `tidy`.
 
 mod bench;
+mod cli;
 mod codegen;
 mod compare;
 mod dist;
@@ -31,6 +16,7 @@ mod headers;
 mod peers;
 mod test;
 mod testbed;
+mod tidy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -39,25 +25,23 @@ use std::process::{Command, ExitCode, Stdio};
 pub(crate) type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    use clap::Parser as _;
+    use cli::Cmd;
+    let cli = cli::Cli::parse();
     let ws = workspace_root();
-    let result = match args.first().map(String::as_str) {
-        Some("test") => test::test(&ws, &args[1..]),
-        Some("testbed") => test::testbed(&ws, &args[1..]),
-        Some("demo") => test::demo(&ws, &args[1..]),
-        Some("soak") => test::soak(&ws, &args[1..]),
-        Some("bench") => bench::bench(&ws, &args[1..]),
-        Some("compare") => compare::compare(&ws, &args[1..]),
-        Some("codegen") => codegen::codegen(&ws, &args[1..]),
-        Some("dist") => dist::dist(&ws, &args[1..]),
-        Some("ffi") => ffi::ffi(&ws, &args[1..]),
-        Some("fuzz") => fuzz::fuzz(&ws, &args[1..]),
-        Some("headers") => headers::headers(&ws, &args[1..]),
-        Some("help") | Some("--help") | Some("-h") | None => {
-            eprintln!("{}", USAGE);
-            Ok(())
-        }
-        Some(other) => Err(format!("unknown command `{other}`\n{USAGE}").into()),
+    let result = match cli.command {
+        Cmd::Test(a) => test::test(&ws, a),
+        Cmd::Testbed(a) => test::testbed(&ws, a),
+        Cmd::Demo(a) => test::demo(&ws, a),
+        Cmd::Soak(a) => test::soak(&ws, a),
+        Cmd::Bench(a) => bench::bench(&ws, a),
+        Cmd::Compare(a) => compare::compare(&ws, a),
+        Cmd::Codegen(a) => codegen::codegen(&ws, a),
+        Cmd::Dist(a) => dist::dist(&ws, a),
+        Cmd::Ffi(a) => ffi::ffi(&ws, a),
+        Cmd::Fuzz(a) => fuzz::fuzz(&ws, a),
+        Cmd::Headers => headers::headers(&ws),
+        Cmd::Tidy => tidy::tidy(&ws),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -67,23 +51,6 @@ fn main() -> ExitCode {
         }
     }
 }
-
-const USAGE: &str = "usage: cargo xtask <command>
-  test [--device /dev/sgN] [--kernel-only] [FILTER]   host tests, then in-kernel tests on every kernel
-  testbed [--scsi-debug PARAMS] [--no-dio] [--timeout SECS] -- CMD...  run one command in the test bed
-  soak [--commands N]                                millions of mixed commands, every byte checked
-  demo                                               the three transfer modes on scsi_debug
-  bench [FILTER...]                                  criterion benches in the test bed -> target/criterion
-  compare [--rounds N] [--run-ms MS] [--quick]       sgmap vs sg_read and fio in one boot -> target/compare
-  fuzz [--seconds N] [--keep] [TARGET...]            fuzz each target N s (default 60)
-  codegen [--check]                                  regenerate (or check) include/sgmap.h
-  dist [--prefix DIR] [--debug]                      the C library, header and sgmap.pc under DIR
-  ffi                                                build the C/C++ examples, run them in the test bed
-  headers                                            sid's linux-libc-dev, for the bsg_uring_cmd layout test
-
---kernel 6.1|6.12|newest|all (or a comma-separated list) picks the test bed's
-kernels for test (default all), testbed, demo, soak, bench, compare and ffi
-(default 6.1).";
 
 /// The workspace root, found from this crate's manifest folder.
 fn workspace_root() -> PathBuf {

@@ -86,33 +86,6 @@ pub(crate) fn judge(kind: Judge, status: Option<i32>, output: &str) -> Counts {
     }
 }
 
-/// Options of `cargo xtask test`.
-#[derive(Debug, Default)]
-struct TestArgs {
-    device: Option<String>,
-    kernel_only: bool,
-    kernels: Vec<Kernel>,
-    filter: Vec<String>,
-}
-
-fn parse_test_args(args: &[String]) -> Result<TestArgs> {
-    let mut args = args.to_vec();
-    let mut t = TestArgs {
-        kernels: Kernel::take_flag(&mut args, "all")?,
-        ..TestArgs::default()
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--device" => t.device = Some(it.next().ok_or("--device needs a path")?.clone()),
-            "--kernel-only" => t.kernel_only = true,
-            s if s.starts_with('-') => return Err(format!("unknown option {s}").into()),
-            s => t.filter.push(s.to_string()),
-        }
-    }
-    Ok(t)
-}
-
 /// Builds the test targets and returns the in-kernel ones (targets named `kernel*`).
 fn build_kernel_binaries(ws: &Path) -> Result<Vec<Built>> {
     let all = build(ws, &["test", "--workspace", "--no-run"], "test")?;
@@ -222,8 +195,8 @@ fn running_when_killed(status: Option<i32>, output: &str) -> Option<String> {
     running
 }
 
-pub(crate) fn test(ws: &Path, args: &[String]) -> Result<()> {
-    let args = parse_test_args(args)?;
+pub(crate) fn test(ws: &Path, args: crate::cli::TestArgs) -> Result<()> {
+    crate::tidy::tidy(ws)?;
     if !args.kernel_only {
         eprintln!("xtask: host tests (in-kernel tests report as ignored here)");
         cmd_ok(cargo().args(["test", "--workspace"]).current_dir(ws))?;
@@ -271,7 +244,7 @@ pub(crate) fn test(ws: &Path, args: &[String]) -> Result<()> {
         }
         runs.push((device.clone(), ran));
     } else {
-        for &which in &args.kernels {
+        for &which in &args.kernels.0 {
             let tb = match Testbed::ensure(ws, which) {
                 Ok(tb) => tb,
                 Err(e) => {
@@ -396,42 +369,13 @@ pub(crate) fn test(ws: &Path, args: &[String]) -> Result<()> {
 }
 
 /// `cargo xtask testbed [--scsi-debug PARAMS] [--no-dio] [--timeout SECS] -- CMD ARGS`.
-pub(crate) fn testbed(ws: &Path, args: &[String]) -> Result<()> {
-    let mut args = args.to_vec();
-    let kernels = Kernel::take_flag(&mut args, "6.1")?;
-    let mut scsi_debug = DEFAULT_SCSI_DEBUG.to_string();
-    let mut allow_dio = true;
-    let mut timeout_s = JOB_TIMEOUT_S;
-    let mut it = args.iter();
-    let mut argv = Vec::new();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--scsi-debug" => {
-                scsi_debug = it.next().ok_or("--scsi-debug needs parameters")?.clone()
-            }
-            "--no-dio" => allow_dio = false,
-            "--timeout" => {
-                timeout_s = it
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .filter(|&v| v > 0)
-                    .ok_or("--timeout needs a number of seconds")?
-            }
-            "--" => {
-                argv.extend(it.by_ref().cloned());
-            }
-            s => return Err(format!("unknown option {s} (put the command after --)").into()),
-        }
-    }
-    if argv.is_empty() {
-        return Err("no command given: cargo xtask testbed -- CMD [ARGS]".into());
-    }
-    let job = (scsi_debug.as_str(), allow_dio, timeout_s);
-    run_on_kernels(ws, &kernels, job, "the command", argv)
+pub(crate) fn testbed(ws: &Path, args: crate::cli::TestbedArgs) -> Result<()> {
+    let job = (args.scsi_debug.as_str(), !args.no_dio, args.timeout);
+    run_on_kernels(ws, &args.kernel.kernels.0, job, "the command", args.command)
 }
 
 /// How long a job given to the test bed may run, unless told otherwise.
-const JOB_TIMEOUT_S: u32 = 3000;
+pub(crate) const JOB_TIMEOUT_S: u32 = 3000;
 
 /// Runs one job on each of `kernels`, one boot each, whatever the one
 /// before did; fails naming every kernel where it did not exit 0.
@@ -506,9 +450,7 @@ fn timeout_s_of(phase: &Phase) -> u32 {
 
 /// Builds `crates/core/examples/NAME.rs` (release) and runs it in the test
 /// bed on the default scsi_debug disk with `args`; fails unless it exits 0.
-fn run_example(ws: &Path, name: &str, args: &[String]) -> Result<()> {
-    let mut args = args.to_vec();
-    let kernels = Kernel::take_flag(&mut args, "6.1")?;
+fn run_example(ws: &Path, name: &str, kernels: &[Kernel], args: &[String]) -> Result<()> {
     let built = build(
         ws,
         &["build", "--release", "-p", "sgmap", "--example", name],
@@ -522,7 +464,7 @@ fn run_example(ws: &Path, name: &str, args: &[String]) -> Result<()> {
     argv.extend(args.iter().cloned());
     run_on_kernels(
         ws,
-        &kernels,
+        kernels,
         (DEFAULT_SCSI_DEBUG, true, JOB_TIMEOUT_S),
         name,
         argv,
@@ -530,14 +472,18 @@ fn run_example(ws: &Path, name: &str, args: &[String]) -> Result<()> {
 }
 
 /// `cargo xtask demo`: the three modes on the built-in scsi_debug disk.
-pub(crate) fn demo(ws: &Path, args: &[String]) -> Result<()> {
-    run_example(ws, "demo", args)
+pub(crate) fn demo(ws: &Path, args: crate::cli::KernelArgs) -> Result<()> {
+    run_example(ws, "demo", &args.kernels.0, &[])
 }
 
 /// `cargo xtask soak [--commands N]`: the bounded soak of
 /// `crates/core/examples/soak.rs` on the built-in scsi_debug disk.
-pub(crate) fn soak(ws: &Path, args: &[String]) -> Result<()> {
-    run_example(ws, "soak", args)
+pub(crate) fn soak(ws: &Path, args: crate::cli::SoakArgs) -> Result<()> {
+    let extra: Vec<String> = args
+        .commands
+        .map(|n| vec!["--commands".to_string(), n.to_string()])
+        .unwrap_or_default();
+    run_example(ws, "soak", &args.kernel.kernels.0, &extra)
 }
 
 #[cfg(test)]
@@ -629,20 +575,6 @@ mod tests {
             vec![Kernel::Newest, Kernel::V6_1]
         );
         assert!(Kernel::parse("5.10").is_err());
-        let mut args: Vec<String> = ["--kernel", "6.12", "x", "--", "--kernel"]
-            .map(String::from)
-            .to_vec();
-        assert_eq!(
-            Kernel::take_flag(&mut args, "all").unwrap(),
-            vec![Kernel::V6_12]
-        );
-        assert_eq!(args, ["x", "--", "--kernel"]);
-        let mut none: Vec<String> = vec![];
-        assert_eq!(
-            Kernel::take_flag(&mut none, "6.1").unwrap(),
-            vec![Kernel::V6_1]
-        );
-        assert!(Kernel::take_flag(&mut vec!["--kernel".to_string()], "6.1").is_err());
     }
 
     #[test]

@@ -85,30 +85,6 @@ impl Kernel {
         }
         Ok(out)
     }
-
-    /// Takes `--kernel VALUE` out of `args`, or `default` when it is absent.
-    pub(crate) fn take_flag(args: &mut Vec<String>, default: &str) -> Result<Vec<Kernel>> {
-        let mut value = None;
-        let mut i = 0;
-        while i < args.len() {
-            if args[i] == "--" {
-                break;
-            }
-            if args[i] == "--kernel" {
-                if i + 1 >= args.len() {
-                    return Err("--kernel needs a value: 6.1, 6.12, newest or all".into());
-                }
-                value = Some(args.remove(i + 1));
-                args.remove(i);
-            } else if let Some(v) = args[i].strip_prefix("--kernel=") {
-                value = Some(v.to_string());
-                args.remove(i);
-            } else {
-                i += 1;
-            }
-        }
-        Kernel::parse(value.as_deref().unwrap_or(default))
-    }
 }
 
 /// Module parameters of the default scsi_debug disk.

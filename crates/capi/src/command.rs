@@ -290,8 +290,14 @@ pub(crate) fn asked_mode(m: sgmap_mode) -> Result<Asked, Fail> {
     }
 }
 
-/// The sg driver's limit on one transfer: less than 256 MiB.
-pub(crate) const MAX_DXFER: usize = 256 << 20;
+/// Refuses a transfer longer than the sg driver takes (core's limit), before
+/// any buffer is made for it.
+pub(crate) fn check_transfer_len(len: usize) -> Result<(), Fail> {
+    match sgmap::transfer_too_long(len) {
+        Some(why) => Err(Fail::new(sgmap_result::SGMAP_INVALID_REQUEST, why)),
+        None => Ok(()),
+    }
+}
 
 /// Checks a C command and makes the core's: the CDB, direction, mode asked
 /// for, flags and timeout (direct IO is left to the caller to ask for).
@@ -413,16 +419,7 @@ pub unsafe extern "C" fn sgmap_execute(
                 })?
             }
             Asked::Indirect | Asked::Direct => {
-                if c.data_len >= MAX_DXFER {
-                    return Err(Fail::new(
-                        sgmap_result::SGMAP_INVALID_REQUEST,
-                        format!(
-                            "a transfer of {} bytes is too long: the sg driver takes less than \
-                             256 MiB per command; split it",
-                            c.data_len
-                        ),
-                    ));
-                }
+                check_transfer_len(c.data_len)?;
                 let data = match direction {
                     Direction::None => {
                         if !c.data.is_null() {

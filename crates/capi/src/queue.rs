@@ -9,7 +9,7 @@ use std::time::Duration;
 use sgmap::{DirectBuf, Direction, IoBuf, OpenOptions, Payload, Queue, Ticket};
 
 use crate::args::{self, Out};
-use crate::command::{parse_command, sgmap_command, sgmap_outcome, Asked, MAX_DXFER};
+use crate::command::{check_transfer_len, parse_command, sgmap_command, sgmap_outcome, Asked};
 use crate::device::{open_options, SGMAP_OPEN_READ_ONLY};
 use crate::error::{guard, sgmap_result, Fail};
 
@@ -158,15 +158,7 @@ pub unsafe extern "C" fn sgmap_queue_submit(
                 "a queue does indirect or direct IO; mmap-ed commands in flight need a pool (sgmap_pool_open)",
             ));
         }
-        if c.data_len >= MAX_DXFER {
-            return Err(Fail::new(
-                sgmap_result::SGMAP_INVALID_REQUEST,
-                format!(
-                    "a transfer of {} bytes is too long: the sg driver takes less than 256 MiB per command; split it",
-                    c.data_len
-                ),
-            ));
-        }
+        check_transfer_len(c.data_len)?;
         let new_buf = |len: usize| -> IoBuf {
             if asked == Asked::Direct {
                 DirectBuf::new(len).into()

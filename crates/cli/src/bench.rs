@@ -57,8 +57,9 @@ pub(crate) struct BenchArgs {
     pub no_reads: bool,
     /// Run these peers beside sgmap, on the same device and transfers:
     /// sg_read (sg3_utils), fio (its sg engine) and fio_uring (fio's
-    /// io_uring engine on the disk's block device, --direct=1; needs sd_mod).
-    /// `--peers` alone means sg_read and fio.
+    /// io_uring engine on the disk's block device, --direct=1; needs sd_mod)
+    /// and sg_dd (sg3_utils' sg_dd and sgm_dd, writes at depth 1 only, with
+    /// --writes). `--peers` alone means sg_read and fio.
     #[arg(long, value_delimiter = ',', num_args = 0..=1, default_missing_value = "sg_read,fio")]
     pub peers: Option<Vec<Peer>>,
     /// Where transfers start, in bytes.
@@ -68,9 +69,8 @@ pub(crate) struct BenchArgs {
     /// same blocks every time as sg_read does).
     #[arg(long, value_parser = parse_bytes)]
     pub span: Option<u64>,
-    /// Draw throughput against transfer size per mode into this .svg or .png.
-    #[arg(long)]
-    pub plot: Option<PathBuf>,
+    #[command(flatten)]
+    pub plots: plot::PlotOpts,
     /// Size of the cold source of the copy floor (suffixes k, m, g).
     #[arg(long, default_value = "128m", value_parser = parse_usize)]
     pub copy_source: usize,
@@ -215,6 +215,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
                     Peer::SgRead => Tool::SgRead,
                     Peer::Fio => Tool::Fio,
                     Peer::FioUring => Tool::FioUring,
+                    Peer::SgDd => Tool::SgDd,
                 },
                 mode: "-".into(),
                 dir: "-".into(),
@@ -232,6 +233,15 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         for &way in modes.iter().filter(|w| **w != Way::Uring) {
             contenders.push(Contender {
                 tool: Tool::SgRead,
+                way,
+                depth: 1,
+            });
+        }
+    }
+    if programs.contains_key(&Peer::SgDd) && depths.contains(&1) && args.writes {
+        for &way in modes.iter().filter(|w| **w != Way::Uring) {
+            contenders.push(Contender {
+                tool: Tool::SgDd,
                 way,
                 depth: 1,
             });
@@ -320,8 +330,10 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
             for &bs in &sizes {
                 for &c in &order {
                     bar.inc(1);
+                    // sg_read and the bare loop only read; sg_dd is the write peer.
                     if dead.contains(&(dir, bs, c))
                         || (matches!(c.tool, Tool::SgRead | Tool::Bare) && dir == Dir::Write)
+                        || (c.tool == Tool::SgDd && dir == Dir::Read)
                     {
                         continue;
                     }
@@ -368,6 +380,7 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     let floors = got.floors(args.copy_source.max(2 * largest));
     let doc = BenchDoc {
         device: dev_name.clone(),
+        kernel: kernel_release(),
         block_size: block,
         max_transfer: max_size,
         rounds: args.rounds,
@@ -378,18 +391,24 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         floors,
         skipped,
     };
-    if let Some(p) = &args.plot {
-        plot::draw(&doc, p).map_err(|e| fail(format!("--plot {}: {e}", p.display())))?;
-    }
+    let drawn = args.plots.draw_all(&doc).map_err(fail)?;
     if args.output.json {
         print_json(&doc)?;
     } else {
         print!("{}", table(&doc));
-        if let Some(p) = &args.plot {
+        for p in drawn {
             println!("plot: {}", p.display());
         }
     }
     Ok(())
+}
+
+/// The running kernel's release, as `uname -r` prints it (empty when
+/// /proc is not mounted).
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// How many commands make a run of about `target`: doubles a short probe
@@ -424,16 +443,19 @@ fn run_one(
     offset: u64,
     span: u64,
 ) -> std::result::Result<sgmap_benches::Sample, String> {
+    // The blocks every sgmap contender goes round: `span` bytes from `offset`.
+    let cycle = || {
+        Cycle::new(
+            offset / block as u64,
+            span / block as u64,
+            (bs / block) as u64,
+        )
+    };
     match c.tool {
         Tool::Sgmap => {
             let mut r =
                 Runner::open(path, c.way, dir, bs, c.depth).map_err(|e| e.report().to_string())?;
-            let mut cycle = Cycle::new(
-                offset / block as u64,
-                span / block as u64,
-                (bs / block) as u64,
-            );
-            r.run(&mut cycle, bs, commands, |_| {})
+            r.run(&mut cycle(), bs, commands, |_| {})
                 .map_err(|e| e.report().to_string())
         }
         Tool::SgRead => peers::run_sg_read(
@@ -445,15 +467,20 @@ fn run_one(
             commands,
             offset / block as u64,
         ),
+        Tool::SgDd => peers::run_sg_dd(
+            &programs[&Peer::SgDd],
+            path,
+            c.way,
+            block,
+            bs,
+            commands,
+            offset / block as u64,
+            span,
+        ),
         Tool::Bare => {
             let mut r =
                 BareRing::open(path, block, bs, c.depth).map_err(|e| e.report().to_string())?;
-            let mut cycle = Cycle::new(
-                offset / block as u64,
-                span / block as u64,
-                (bs / block) as u64,
-            );
-            r.run(&mut cycle, commands)
+            r.run(&mut cycle(), commands)
                 .map_err(|e| e.report().to_string())
         }
         Tool::FioUring => peers::run_fio_uring(

@@ -9,7 +9,8 @@
 //! sgmap write /dev/sg0 --mode direct --bs 256k --in disk.img --verify
 //! sgmap copy if=/dev/sg0 of=/dev/sg1 bs=1m --mode mmap --depth 8 --verify
 //! sgmap read /dev/sg0 --mode indirect --depth 16 --bs 64k --count 1000 --json
-//! sgmap bench /dev/sg0 --peers --plot bench.svg  # modes, depths, sg_read and fio, floors
+//! sgmap bench /dev/sg0 --peers --json --plot bench.png > bench.json  # modes, depths, peers, floors
+//! sgmap plot bench.json --plot bench.svg --plot-ratios ratios.png  # the pictures again
 //! ```
 //!
 //! Every data command takes `--json` (one document on stdout) and shows a
@@ -69,6 +70,9 @@ enum Cmd {
     /// Compare the three transfer modes (and queue depths, and optionally
     /// sg3_utils' sg_read and fio) on one device, against the floors.
     Bench(bench::BenchArgs),
+    /// Draw the pictures of a saved `sgmap bench --json` document (or a
+    /// phase of `cargo xtask compare`'s compare.json) as .svg or .png.
+    Plot(plot::PlotArgs),
 }
 
 /// Options every data command shares.
@@ -129,6 +133,7 @@ fn main() -> ExitCode {
         Cmd::Write(args) => xfer::write(&args),
         Cmd::Copy(args) => copy::copy(&args),
         Cmd::Bench(args) => bench::run(&args),
+        Cmd::Plot(args) => plot::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

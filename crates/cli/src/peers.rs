@@ -9,6 +9,13 @@
 //!   sizes the fd's reserved buffer to the transfer (as sgmap does for
 //!   indirect IO) and, with `time=1`, times its command loop only, which is
 //!   what sgmap times too. It has no write and no queue depth.
+//! - sg3_utils' `sg_dd` (indirect, `dio=1`) and `sgm_dd` (mmap) are the
+//!   write peers: `iflag=00` feeds `sg_dd` zeros without reading a file
+//!   (`sgm_dd` has no such flag and reads `/dev/zero` into its mapped
+//!   buffer), `time=1` times the copy loop only. They move forward from
+//!   `seek` and cannot cycle, so a run over more than `span` bytes is split
+//!   into invocations of at most `span` bytes each, from the same `seek`,
+//!   and their loop times are summed.
 //! - fio's `sg` engine on an sg node is synchronous (`write()` then `read()`
 //!   per command, so depth 1 whatever `--iodepth` says) when `--direct=1` or
 //!   `--sync=1`; only with both off does it keep `--iodepth` commands in
@@ -31,6 +38,8 @@ pub(crate) enum Peer {
     Fio,
     /// fio's `io_uring` engine on the disk's block device, `--direct=1`.
     FioUring,
+    /// sg3_utils' `sg_dd` (indirect, `dio=1`) and `sgm_dd` (mmap), for writes.
+    SgDd,
 }
 
 impl Peer {
@@ -39,13 +48,14 @@ impl Peer {
         match self {
             Peer::SgRead => "sg_read",
             Peer::Fio | Peer::FioUring => "fio",
+            Peer::SgDd => "sg_dd",
         }
     }
 
     /// The Debian package that has it.
     pub(crate) fn package(self) -> &'static str {
         match self {
-            Peer::SgRead => "sg3-utils",
+            Peer::SgRead | Peer::SgDd => "sg3-utils",
             Peer::Fio | Peer::FioUring => "fio",
         }
     }
@@ -58,7 +68,10 @@ impl std::str::FromStr for Peer {
             "sg_read" | "sg3_utils" | "sg3-utils" => Ok(Peer::SgRead),
             "fio" => Ok(Peer::Fio),
             "fio_uring" | "fio-uring" => Ok(Peer::FioUring),
-            _ => Err(format!("unknown peer `{s}`: use sg_read, fio or fio_uring")),
+            "sg_dd" | "sgm_dd" => Ok(Peer::SgDd),
+            _ => Err(format!(
+                "unknown peer `{s}`: use sg_read, sg_dd, fio or fio_uring"
+            )),
         }
     }
 }
@@ -219,6 +232,177 @@ pub(crate) fn run_sg_read(
     })
 }
 
+/// The program and command line of one `sg_dd` (or, for mmap, `sgm_dd`)
+/// run: `commands` writes of `bs` bytes from block `seek` on, of zeros.
+pub(crate) fn sg_dd_args(
+    sg_dd: &Path,
+    device: &Path,
+    way: Way,
+    block: usize,
+    bs: usize,
+    commands: u64,
+    seek: u64,
+) -> (PathBuf, Vec<String>) {
+    let bpt = bs / block;
+    let mut a = vec![
+        format!("of={}", device.display()),
+        format!("bs={block}"),
+        format!("bpt={bpt}"),
+        format!("count={}", commands * bpt as u64),
+        format!("seek={seek}"),
+        "time=1".to_string(),
+    ];
+    let program = match way {
+        Way::Mmap => {
+            a.insert(0, "if=/dev/zero".into());
+            sg_dd.with_file_name("sgm_dd")
+        }
+        Way::Direct => {
+            a.insert(0, "iflag=00".into());
+            a.push("dio=1".into());
+            sg_dd.to_path_buf()
+        }
+        // run_sg_dd refuses uring: sg_dd has no io_uring.
+        Way::Indirect | Way::Uring => {
+            a.insert(0, "iflag=00".into());
+            sg_dd.to_path_buf()
+        }
+    };
+    (program, a)
+}
+
+/// What sg_dd or sgm_dd printed: the copy loop's time, the blocks written
+/// and how often direct IO fell back.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct SgDdOutput {
+    pub secs: f64,
+    pub blocks_out: u64,
+    pub dio_incomplete: u64,
+}
+
+/// Parses `time to transfer data: 0.004281 secs at 1530.86 MB/sec`,
+/// `12800+0 records out` and `>> Direct IO requested but incomplete 10 times`.
+pub(crate) fn parse_sg_dd(text: &str) -> Result<SgDdOutput, String> {
+    let mut secs = None;
+    let mut blocks_out = None;
+    let mut dio_incomplete = 0;
+    for line in text.lines() {
+        let l = line.trim();
+        if let Some(rest) = l.strip_prefix("time to transfer data") {
+            secs = rest
+                .trim_start_matches(|c: char| c != ':')
+                .trim_start_matches(':')
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<f64>().ok());
+        }
+        if let Some(n) = l.strip_suffix("records out") {
+            blocks_out = n
+                .trim()
+                .split('+')
+                .next()
+                .and_then(|v| v.parse::<u64>().ok());
+        }
+        if let Some(i) = l.find("Direct IO requested but incomplete ") {
+            dio_incomplete = l[i + "Direct IO requested but incomplete ".len()..]
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+        }
+    }
+    match (secs, blocks_out) {
+        (Some(secs), Some(blocks_out)) if secs > 0.0 => Ok(SgDdOutput {
+            secs,
+            blocks_out,
+            dio_incomplete,
+        }),
+        _ => Err(format!(
+            "could not find the timing and record lines in sg_dd's output:\n{}",
+            text.trim()
+        )),
+    }
+}
+
+/// Runs sg_dd (sgm_dd for mmap) until `commands` writes of `bs` bytes are
+/// done, each invocation over at most `span` bytes from block `seek`, and
+/// returns the summed loop time.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_sg_dd(
+    sg_dd: &Path,
+    device: &Path,
+    way: Way,
+    block: usize,
+    bs: usize,
+    commands: u64,
+    seek: u64,
+    span: u64,
+) -> Result<Sample, String> {
+    if way == Way::Uring {
+        return Err("sg_dd has no io_uring transport".into());
+    }
+    let per_run = (span / bs as u64).max(1);
+    let bpt = (bs / block) as u64;
+    let (mut left, mut secs, mut incomplete) = (commands, 0.0f64, 0u64);
+    while left > 0 {
+        let n = left.min(per_run);
+        let (program, args) = sg_dd_args(sg_dd, device, way, block, bs, n, seek);
+        let shown = || {
+            format!(
+                "`{} {}`",
+                program.file_name().unwrap_or_default().to_string_lossy(),
+                args.join(" ")
+            )
+        };
+        let out = Command::new(&program)
+            .args(&args)
+            .output()
+            .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if !out.status.success() {
+            return Err(format!(
+                "{} failed ({}): {}",
+                shown(),
+                out.status,
+                text.trim()
+            ));
+        }
+        let o = parse_sg_dd(&text).map_err(|e| format!("{}: {e}", shown()))?;
+        if o.blocks_out != n * bpt {
+            return Err(format!(
+                "{} wrote {} blocks, not {}: {}",
+                shown(),
+                o.blocks_out,
+                n * bpt,
+                text.trim()
+            ));
+        }
+        secs += o.secs;
+        incomplete += o.dio_incomplete.min(n);
+        left -= n;
+    }
+    let mut modes = ModeCounts::default();
+    match way {
+        Way::Mmap => modes.mmap = commands,
+        Way::Direct => {
+            modes.direct = commands - incomplete;
+            modes.indirect = incomplete;
+        }
+        Way::Indirect | Way::Uring => modes.indirect = commands,
+    }
+    Ok(Sample {
+        commands,
+        bytes: commands * bs as u64,
+        wall: Duration::from_secs_f64(secs),
+        cpu: None,
+        modes,
+    })
+}
+
 /// The command line of one fio run: `commands` transfers of `bs` bytes with
 /// `depth` in flight, cycling over `span` bytes from `offset`.
 pub(crate) fn fio_args(
@@ -230,24 +414,57 @@ pub(crate) fn fio_args(
     offset: u64,
     span: u64,
 ) -> Vec<String> {
-    vec![
-        "--name=sgmap-peer".into(),
-        "--ioengine=sg".into(),
-        format!("--filename={}", device.display()),
-        format!("--rw={}", dir.name()),
-        format!("--bs={bs}"),
-        format!("--iodepth={depth}"),
-        // direct=0 and sync=0: the only way fio's sg engine queues on an sg node.
-        "--direct=0".into(),
-        "--sync=0".into(),
-        format!("--offset={offset}"),
-        format!("--size={span}"),
-        format!("--io_size={}", commands * bs as u64),
-        "--invalidate=0".into(),
-        // Per-IO latency clocks off: the peer at its fastest.
-        "--gtod_reduce=1".into(),
-        "--output-format=json".into(),
-    ]
+    let job = FioJob {
+        name: "sgmap-peer",
+        engine: "sg",
+        file: device,
+        dir,
+        bs,
+        depth,
+        commands,
+        offset,
+        span,
+    };
+    // direct=0 and sync=0: the only way fio's sg engine queues on an sg node.
+    job.args(&["--direct=0", "--sync=0"])
+}
+
+/// One fio job's shape: the flags every peer run of fio shares.
+struct FioJob<'a> {
+    name: &'a str,
+    engine: &'a str,
+    file: &'a Path,
+    dir: Dir,
+    bs: usize,
+    depth: usize,
+    commands: u64,
+    offset: u64,
+    span: u64,
+}
+
+impl FioJob<'_> {
+    /// The command line, with the engine's own flags `extra`.
+    fn args(&self, extra: &[&str]) -> Vec<String> {
+        let mut a = vec![
+            format!("--name={}", self.name),
+            format!("--ioengine={}", self.engine),
+            format!("--filename={}", self.file.display()),
+            format!("--rw={}", self.dir.name()),
+            format!("--bs={}", self.bs),
+            format!("--iodepth={}", self.depth),
+        ];
+        a.extend(extra.iter().map(|x| x.to_string()));
+        a.extend([
+            format!("--offset={}", self.offset),
+            format!("--size={}", self.span),
+            format!("--io_size={}", self.commands * self.bs as u64),
+            "--invalidate=0".into(),
+            // Per-IO latency clocks off: the peer at its fastest.
+            "--gtod_reduce=1".into(),
+            "--output-format=json".into(),
+        ]);
+        a
+    }
 }
 
 /// What fio reported.
@@ -389,23 +606,19 @@ pub(crate) fn fio_uring_args(
     offset: u64,
     span: u64,
 ) -> Vec<String> {
-    vec![
-        "--name=sgmap-peer-uring".into(),
-        "--ioengine=io_uring".into(),
-        format!("--filename={}", block_dev.display()),
-        format!("--rw={}", dir.name()),
-        format!("--bs={bs}"),
-        format!("--iodepth={depth}"),
-        "--direct=1".into(),
-        // Registered buffers, as sgmap's io_uring transport uses.
-        "--fixedbufs=1".into(),
-        format!("--offset={offset}"),
-        format!("--size={span}"),
-        format!("--io_size={}", commands * bs as u64),
-        "--invalidate=0".into(),
-        "--gtod_reduce=1".into(),
-        "--output-format=json".into(),
-    ]
+    let job = FioJob {
+        name: "sgmap-peer-uring",
+        engine: "io_uring",
+        file: block_dev,
+        dir,
+        bs,
+        depth,
+        commands,
+        offset,
+        span,
+    };
+    // Registered buffers, as sgmap's io_uring transport uses.
+    job.args(&["--direct=1", "--fixedbufs=1"])
 }
 
 /// Runs fio's io_uring engine once on the block device of `device`.
@@ -467,6 +680,51 @@ mod tests {
         assert!(parse_sg_read("sg_read: SCSI READ failed")
             .unwrap_err()
             .contains("SCSI READ failed"));
+    }
+
+    #[test]
+    fn sg_dd_writes_zeros_in_the_mode_asked() {
+        let dd = Path::new("/usr/bin/sg_dd");
+        let (p, a) = sg_dd_args(dd, Path::new("/dev/sg0"), Way::Direct, 512, 65536, 10, 8);
+        assert_eq!(p, dd);
+        assert_eq!(
+            a,
+            [
+                "iflag=00",
+                "of=/dev/sg0",
+                "bs=512",
+                "bpt=128",
+                "count=1280",
+                "seek=8",
+                "time=1",
+                "dio=1"
+            ]
+        );
+        let (p, a) = sg_dd_args(dd, Path::new("/dev/sg0"), Way::Mmap, 512, 4096, 1, 0);
+        assert_eq!(p, Path::new("/usr/bin/sgm_dd"));
+        assert_eq!(a[0], "if=/dev/zero");
+        assert!(!a
+            .iter()
+            .any(|x| x.starts_with("dio") || x.starts_with("iflag")));
+        let (_, a) = sg_dd_args(dd, Path::new("/dev/sg0"), Way::Indirect, 4096, 4096, 3, 0);
+        assert!(a.contains(&"count=3".to_string()) && !a.contains(&"dio=1".to_string()));
+        assert_eq!("sgm_dd".parse::<Peer>(), Ok(Peer::SgDd));
+    }
+
+    #[test]
+    fn sg_dd_output_parses() {
+        let text = "time to transfer data: 0.004281 secs at 1530.86 MB/sec\n\
+                    12800+0 records in\n12800+0 records out\n";
+        let o = parse_sg_dd(text).unwrap();
+        assert_eq!(
+            (o.secs, o.blocks_out, o.dio_incomplete),
+            (0.004281, 12800, 0)
+        );
+        let dio = format!("{text}>> Direct IO requested but incomplete 10 times\n");
+        assert_eq!(parse_sg_dd(&dio).unwrap().dio_incomplete, 10);
+        assert!(parse_sg_dd("sg_dd: could not open /dev/sg9")
+            .unwrap_err()
+            .contains("could not open"));
     }
 
     #[test]

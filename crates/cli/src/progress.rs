@@ -57,6 +57,26 @@ impl Meter {
         }
     }
 
+    /// A meter of bytes with no known total (a time-based run): a spinner
+    /// with the bytes so far, the rate and the time.
+    pub(crate) fn open_ended(quiet: bool, message: String) -> Meter {
+        let bar = if quiet || !std::io::stderr().is_terminal() {
+            ProgressBar::hidden()
+        } else {
+            let style = ProgressStyle::default_spinner()
+                .template("{spinner} {msg} {bytes} {binary_bytes_per_sec} {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner());
+            ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(style)
+        };
+        bar.set_message(message);
+        Meter {
+            hidden: bar.is_hidden(),
+            bar,
+            pending: 0,
+            step: 1 << 20,
+        }
+    }
+
     /// Counts `n` more bytes.
     pub(crate) fn add(&mut self, n: u64) {
         if self.hidden {

@@ -26,6 +26,8 @@ pub(crate) enum Tool {
     Bare,
     /// fio's io_uring engine on the disk's block device (`--direct=1`).
     FioUring,
+    /// sg3_utils' sg_dd (indirect, `dio=1`) and sgm_dd (mmap): the write peers.
+    SgDd,
 }
 
 impl Tool {
@@ -36,6 +38,7 @@ impl Tool {
             Tool::Fio => "fio",
             Tool::Bare => "bare",
             Tool::FioUring => "fio_uring",
+            Tool::SgDd => "sg_dd",
         }
     }
 }
@@ -83,6 +86,38 @@ pub(crate) struct Row {
     /// sgmap uring rows: ÷ the bare io_uring floor at the same size and depth.
     #[serde(default)]
     pub vs_floor: Option<f64>,
+    /// This row ÷ sg_dd (sgm_dd for mmap) in the same mode (sgmap rows,
+    /// writes at depth 1).
+    #[serde(default)]
+    pub vs_sg_dd: Option<f64>,
+    /// The lowest and highest per-round ratio behind each `vs_*` field that
+    /// pairs rounds, keyed by the field's name (`"vs_fio"`): a spread that
+    /// covers 1.0 makes that comparison a tie.
+    #[serde(default)]
+    pub spreads: BTreeMap<String, [f64; 2]>,
+}
+
+impl Row {
+    /// The ratio `name` (`"vs_fio"`, ...) with its spread, if both are known.
+    pub(crate) fn ratio_with_spread(&self, name: &str) -> Option<(f64, [f64; 2])> {
+        let v = match name {
+            "vs_indirect" => self.vs_indirect,
+            "vs_tur" => self.vs_tur,
+            "vs_copy" => self.vs_copy,
+            "vs_sg_read" => self.vs_sg_read,
+            "vs_fio" => self.vs_fio,
+            "vs_floor" => self.vs_floor,
+            "vs_sg_dd" => self.vs_sg_dd,
+            _ => None,
+        }?;
+        Some((v, *self.spreads.get(name)?))
+    }
+}
+
+/// Whether a spread of per-round ratios covers 1.0: neither side is ahead in
+/// every round, so the comparison is a tie.
+pub(crate) fn is_tie(spread: [f64; 2]) -> bool {
+    spread[0] <= 1.0 && spread[1] >= 1.0
 }
 
 /// A floor's medians.
@@ -119,6 +154,10 @@ pub(crate) struct Skip {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct BenchDoc {
     pub device: String,
+    /// The release of the kernel it ran on (`uname -r`); empty in documents
+    /// written before the field existed.
+    #[serde(default)]
+    pub kernel: String,
     pub block_size: usize,
     /// The largest transfer one command can carry (the granted maximum).
     pub max_transfer: usize,
@@ -142,6 +181,27 @@ pub(crate) struct Collected {
 
 fn med(samples: &[Sample], f: impl Fn(&Sample) -> f64) -> Option<f64> {
     median(&samples.iter().map(f).collect::<Vec<_>>())
+}
+
+/// The lowest and highest per-round ratio `a[i] / b[i]`, when the rounds pair up.
+fn paired_spread(
+    a: &[Sample],
+    b: Option<&[Sample]>,
+    f: impl Fn(&Sample) -> f64,
+) -> Option<[f64; 2]> {
+    let b = b?;
+    if a.len() != b.len() || a.is_empty() {
+        return None;
+    }
+    let r: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .filter(|(_, y)| f(y) > 0.0)
+        .map(|(x, y)| f(x) / f(y))
+        .collect();
+    let lo = r.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (!r.is_empty()).then_some([lo, hi])
 }
 
 /// How `a` compares with `b`: the median of the per-round ratios `a[i] / b[i]`
@@ -193,7 +253,31 @@ impl Collected {
             let fio = (k.tool != Tool::Fio)
                 .then(|| runs_of(&same(Tool::Fio, "indirect")))
                 .flatten();
+            let sg_dd = (k.tool == Tool::Sgmap)
+                .then(|| runs_of(&same(Tool::SgDd, k.mode)))
+                .flatten();
             let cmd_ratio = |other| paired(samples, other, Sample::commands_per_s);
+            let copy = self.copy.get(&k.bs).map(Vec::as_slice);
+            let mut spreads = BTreeMap::new();
+            let own_indirect = k.tool == Tool::Sgmap && k.mode == "indirect";
+            for (name, other, by_mb) in [
+                ("vs_indirect", indirect.filter(|_| !own_indirect), false),
+                ("vs_tur", Some(self.tur.as_slice()), false),
+                ("vs_copy", copy, true),
+                ("vs_sg_read", sg_read, false),
+                ("vs_fio", fio, false),
+                ("vs_floor", floor, false),
+                ("vs_sg_dd", sg_dd, false),
+            ] {
+                let f = if by_mb {
+                    Sample::mb_per_s
+                } else {
+                    Sample::commands_per_s
+                };
+                if let Some(sp) = paired_spread(samples, other, f) {
+                    spreads.insert(name.to_string(), sp);
+                }
+            }
             rows.push(Row {
                 tool: k.tool,
                 mode: k.mode.to_string(),
@@ -213,14 +297,12 @@ impl Collected {
                     cmd_ratio(indirect)
                 },
                 vs_tur: cmd_ratio(Some(&self.tur)),
-                vs_copy: paired(
-                    samples,
-                    self.copy.get(&k.bs).map(Vec::as_slice),
-                    Sample::mb_per_s,
-                ),
+                vs_copy: paired(samples, copy, Sample::mb_per_s),
                 vs_sg_read: cmd_ratio(sg_read),
                 vs_fio: cmd_ratio(fio),
                 vs_floor: cmd_ratio(floor),
+                vs_sg_dd: cmd_ratio(sg_dd),
+                spreads,
             });
         }
         rows
@@ -246,8 +328,14 @@ impl Collected {
     }
 }
 
-fn x(v: Option<f64>) -> String {
-    v.map_or("-".to_string(), |v| format!("{v:.2}"))
+/// A ratio cell: `-` when not measured, a `~` after it when the rounds'
+/// spread covers 1.0 (a tie).
+fn x(r: &Row, name: &str, v: Option<f64>) -> String {
+    match (v, r.ratio_with_spread(name)) {
+        (None, _) => "-".to_string(),
+        (Some(v), Some((_, sp))) if is_tie(sp) => format!("{v:.2}~"),
+        (Some(v), _) => format!("{v:.2}"),
+    }
 }
 
 /// The comparison as a text table, with the floors above it.
@@ -275,7 +363,7 @@ pub(crate) fn table(doc: &BenchDoc) -> String {
     s.push('\n');
     let _ = writeln!(
         s,
-        "{:<6} {:>9} {:>5} {:<17} {:>9} {:>9} {:>9} {:>8} {:>6} {:>6} {:>8} {:>6} {:>6}",
+        "{:<6} {:>9} {:>5} {:<17} {:>9} {:>9} {:>9} {:>8} {:>6} {:>6} {:>8} {:>6} {:>6} {:>6}",
         "dir",
         "size",
         "depth",
@@ -288,7 +376,8 @@ pub(crate) fn table(doc: &BenchDoc) -> String {
         "÷copy",
         "÷sg_read",
         "÷fio",
-        "÷floor"
+        "÷floor",
+        "÷sg_dd"
     );
     let mut last = None;
     for r in &doc.results {
@@ -299,7 +388,7 @@ pub(crate) fn table(doc: &BenchDoc) -> String {
         last = Some(group);
         let _ = writeln!(
             s,
-            "{:<6} {:>9} {:>5} {:<17} {:>9.1} {:>9} {:>9} {:>8} {:>6} {:>6} {:>8} {:>6} {:>6}{}",
+            "{:<6} {:>9} {:>5} {:<17} {:>9.1} {:>9} {:>9} {:>8} {:>6} {:>6} {:>8} {:>6} {:>6} {:>6}{}",
             r.dir,
             human(r.bs as u64),
             r.depth,
@@ -307,13 +396,23 @@ pub(crate) fn table(doc: &BenchDoc) -> String {
             r.mb_per_s,
             rate(r.commands_per_s),
             r.cpu_ms_per_gb.map_or("-".into(), |v| format!("{v:.0}")),
-            x(r.vs_indirect),
-            x(r.vs_tur),
-            x(r.vs_copy),
-            x(r.vs_sg_read),
-            x(r.vs_fio),
-            x(r.vs_floor),
+            x(r, "vs_indirect", r.vs_indirect),
+            x(r, "vs_tur", r.vs_tur),
+            x(r, "vs_copy", r.vs_copy),
+            x(r, "vs_sg_read", r.vs_sg_read),
+            x(r, "vs_fio", r.vs_fio),
+            x(r, "vs_floor", r.vs_floor),
+            x(r, "vs_sg_dd", r.vs_sg_dd),
             fell_back(r)
+        );
+    }
+    if doc
+        .results
+        .iter()
+        .any(|r| r.spreads.values().any(|sp| is_tie(*sp)))
+    {
+        s.push_str(
+            "~: a tie; the per-round ratios straddle 1.0 (neither side was ahead in every round)\n",
         );
     }
     for k in &doc.skipped {
@@ -363,6 +462,39 @@ mod tests {
                 ..Default::default()
             },
         }
+    }
+
+    /// A bench document of `rows` on a 512-byte-block /dev/sg0, 3 rounds.
+    fn doc_of(floors: Floors, results: Vec<Row>) -> BenchDoc {
+        BenchDoc {
+            device: "/dev/sg0".into(),
+            kernel: "6.1.0-test".into(),
+            block_size: 512,
+            max_transfer: 1 << 20,
+            rounds: 3,
+            run_ms: 100,
+            offset: 0,
+            span: None,
+            floors,
+            results,
+            skipped: vec![],
+        }
+    }
+
+    #[test]
+    fn documents_from_before_the_kernel_field_still_parse() {
+        let old = r#"{"device": "/dev/sg0", "block_size": 512, "max_transfer": 1048576,
+            "rounds": 3, "run_ms": 80, "offset": 0, "span": null,
+            "floors": {"tur_commands_per_s": null, "tur_samples": [], "copy_source_bytes": 0, "copy": []},
+            "results": [], "skipped": []}"#;
+        let doc: BenchDoc = serde_json::from_str(old).unwrap();
+        assert_eq!(doc.kernel, "");
+        let new = serde_json::to_value(BenchDoc {
+            kernel: "7.2.7".into(),
+            ..doc
+        })
+        .unwrap();
+        assert_eq!(new["kernel"], "7.2.7");
     }
 
     #[test]
@@ -423,6 +555,10 @@ mod tests {
         assert!((mmap.vs_tur.unwrap() - 0.5).abs() < 1e-9);
         assert!((mmap.vs_copy.unwrap() - 0.04).abs() < 1e-9);
         assert_eq!(mmap.vs_fio, None);
+        // Per round 10k/5k, 20k/5k, 10k/5k: the spread is 2..4, the median 2.
+        assert_eq!(mmap.spreads["vs_sg_read"], [2.0, 4.0]);
+        assert_eq!(mmap.spreads["vs_indirect"], [1.25, 2.5]);
+        assert!(!mmap.spreads.contains_key("vs_fio"));
         let peer = rows.iter().find(|r| r.tool == Tool::SgRead).unwrap();
         assert_eq!(peer.vs_sg_read, None);
         let indirect = rows
@@ -430,22 +566,46 @@ mod tests {
             .find(|r| r.tool == Tool::Sgmap && r.mode == "indirect")
             .unwrap();
         assert_eq!(indirect.vs_indirect, None);
-        let doc = BenchDoc {
-            device: "/dev/sg0".into(),
-            block_size: 512,
-            max_transfer: 1 << 20,
-            rounds: 3,
-            run_ms: 100,
-            offset: 0,
-            span: None,
-            floors,
-            results: rows,
-            skipped: vec![],
-        };
-        let t = table(&doc);
+        let t = table(&doc_of(floors, rows));
         assert!(t.contains("TEST UNIT READY 20.0k cmd/s"), "{t}");
         assert!(t.contains("sgmap mmap"), "{t}");
         // mmap asked, indirect counted by the fake samples: the note says so.
         assert!(t.contains("(3000 of 3000 ran otherwise)"), "{t}");
+        // mmap against TUR: 0.5, 1.0, 0.5 per round reaches 1.0, a tie;
+        // against indirect (1.25..2.5) it is not.
+        assert!(t.contains("0.50~") && t.contains(" 1.25 "), "{t}");
+    }
+
+    #[test]
+    fn a_spread_covering_one_is_a_tie_in_the_table() {
+        let mut c = Collected::default();
+        let key = |tool, mode| Key {
+            dir: "write",
+            bs: 4096,
+            depth: 1,
+            tool,
+            mode,
+        };
+        // sgmap direct vs sg_dd direct: 1.25, 0.8, 1.25 per round.
+        c.runs.insert(
+            key(Tool::Sgmap, "direct"),
+            vec![
+                sample(1000, 4096, 80),
+                sample(1000, 4096, 125),
+                sample(1000, 4096, 80),
+            ],
+        );
+        c.runs
+            .insert(key(Tool::SgDd, "direct"), vec![sample(1000, 4096, 100); 3]);
+        let rows = c.rows();
+        let r = rows.iter().find(|r| r.tool == Tool::Sgmap).unwrap();
+        assert!((r.vs_sg_dd.unwrap() - 1.25).abs() < 1e-9);
+        let (v, sp) = r.ratio_with_spread("vs_sg_dd").unwrap();
+        assert!((v - 1.25).abs() < 1e-9 && (sp[0] - 0.8).abs() < 1e-9);
+        assert!(is_tie(sp));
+        assert!(!is_tie([1.01, 1.3]) && !is_tie([0.5, 0.99]));
+        let t = table(&doc_of(c.floors(1 << 20), rows));
+        assert!(t.contains("1.25~"), "{t}");
+        assert!(t.contains("~: a tie"), "{t}");
     }
 }

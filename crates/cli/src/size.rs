@@ -1,5 +1,7 @@
 //! Byte counts on the command line (`4096`, `4k`, `64K`, `1m`, `1MiB`, `2g`)
-//! and in tables.
+//! and in tables, and durations on the command line (`10s`, `500ms`, `1.5s`).
+
+use std::time::Duration;
 
 /// Parses a byte count with an optional binary suffix: k/K/KiB = 1024,
 /// m/M/MiB = 1024², g/G/GiB = 1024³. `B` alone is accepted (`512B`).
@@ -34,6 +36,40 @@ pub(crate) fn parse_bytes(s: &str) -> Result<u64, String> {
 pub(crate) fn parse_usize(s: &str) -> Result<usize, String> {
     let v = parse_bytes(s)?;
     usize::try_from(v).map_err(|_| format!("`{s}` is too large"))
+}
+
+/// Parses a duration: a number (decimals allowed) with a unit `ms`, `s`,
+/// `m` or `h` (`us` too); a bare number is seconds. Zero is refused: a run
+/// of no time moves nothing.
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let end = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(end);
+    let v: f64 = num.parse().map_err(|_| {
+        format!(
+            "`{s}` is not a duration: give a number with a unit ms, s, m or h (e.g. 10s, 500ms)"
+        )
+    })?;
+    let secs_per: f64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "s" | "sec" | "secs" => 1.0,
+        "ms" => 1e-3,
+        "us" => 1e-6,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        _ => {
+            return Err(format!(
+                "`{s}` has an unknown unit `{unit}`: use ms, s, m or h (e.g. 10s, 500ms)"
+            ))
+        }
+    };
+    let d = Duration::try_from_secs_f64(v * secs_per)
+        .map_err(|_| format!("`{s}` is too long a duration"))?;
+    if d.is_zero() {
+        return Err(format!("`{s}`: a runtime must be more than zero"));
+    }
+    Ok(d)
 }
 
 /// A size for tables: `4 KiB`, `1 MiB`, `1.25 MiB`, `512 B`.
@@ -85,6 +121,24 @@ mod tests {
         assert!(parse_bytes("17179869184g")
             .unwrap_err()
             .contains("too large"));
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
+        assert!(parse_duration("0s").unwrap_err().contains("more than zero"));
+        assert!(parse_duration("ten")
+            .unwrap_err()
+            .contains("not a duration"));
+        assert!(parse_duration("5d").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("1e300h").is_err());
     }
 
     #[test]

@@ -6,20 +6,20 @@ use std::fs::File;
 use std::io::{Read as _, Write as _};
 use std::ops::Range;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde::Serialize;
-use sgmap::stream::{self, StreamMode};
+use sgmap::stream::{self, StreamMode, Transfers, Until};
 use sgmap::{BlockIo, Device};
 use sgmap_benches::uring::{kernel_has_uring, kernel_release, MAX_URING_DEPTH};
-use sgmap_benches::{CpuTime, Cycle, DeviceFacts, Dir, ModeCounts, Session, UringSession, Way};
+use sgmap_benches::{CpuTime, DeviceFacts, Dir, ModeCounts, Session, UringSession, Way};
 
-use crate::size::{human, parse_bytes, parse_usize};
+use crate::size::{human, parse_bytes, parse_duration, parse_usize};
 use crate::{print_json, progress, Failure, Output, Result};
 
 /// The most mapped fds `--mode mmap --depth N` opens.
-pub(crate) const MAX_MMAP_DEPTH: usize = 256;
+const MAX_MMAP_DEPTH: usize = 256;
 
 /// What `--mode` asks for: one transport, or `auto`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,10 +67,11 @@ pub(crate) struct Common {
     /// Bytes per command (suffixes k, m: 64k, 1m); a whole number of blocks.
     #[arg(long, default_value = "64k", value_parser = parse_usize)]
     pub bs: usize,
-    /// Number of transfers of --bs bytes.
+    /// Number of transfers of --bs bytes (with --runtime: at most that many).
     #[arg(long, conflicts_with = "size")]
     pub count: Option<u64>,
-    /// Total bytes to move (the last transfer may be shorter than --bs).
+    /// Total bytes to move (the last transfer may be shorter than --bs; with
+    /// --runtime: at most that many).
     #[arg(long, value_parser = parse_bytes)]
     pub size: Option<u64>,
     /// Commands in flight at once. 1: synchronous SG_IO; more: sgmap's
@@ -81,10 +82,22 @@ pub(crate) struct Common {
     /// Where on the device to start, in bytes (a whole number of blocks).
     #[arg(long, default_value = "0", value_parser = parse_bytes)]
     pub offset: u64,
-    /// Cycle over this many bytes from --offset instead of moving on: with
-    /// --span equal to --bs every command reads the same blocks, as sg_read does.
+    /// Cycle over this many bytes from --offset instead of moving on, at any
+    /// --depth and in every --mode: with --span equal to --bs every command
+    /// moves the same blocks, as sg_read does. The run goes round until
+    /// --count, --size or --runtime (the first reached) says stop; with none
+    /// of them it makes one pass over the span. The last transfer of each pass
+    /// is shorter when --span is not a multiple of --bs. Not with --out or --in.
     #[arg(long, value_parser = parse_bytes)]
     pub span: Option<u64>,
+    /// Run for this long (10s, 500ms, 1.5s, 2m), as fio's --time_based
+    /// --runtime: no command starts once the time is up, those in flight
+    /// finish, no transfer is cut. The run cycles over --span, else over the
+    /// region from --offset (--count or --size of it, else to the device's
+    /// end); with --count or --size it stops at whichever comes first.
+    /// Not with --out or --in.
+    #[arg(long, value_parser = parse_duration)]
+    pub runtime: Option<Duration>,
     /// Read every transfer back through a second fd (indirect IO) and compare.
     #[arg(long)]
     pub verify: bool,
@@ -137,7 +150,17 @@ pub(crate) struct XferReport {
     offset: u64,
     bytes: u64,
     commands: u64,
+    /// The real wall-clock time of the run (setup included).
     seconds: f64,
+    /// Whether --runtime made this a time-based run.
+    time_based: bool,
+    /// The --runtime asked for, in seconds.
+    runtime_requested_s: Option<f64>,
+    /// The --span cycled over, in bytes.
+    span: Option<u64>,
+    /// What ended the run: `end` (of the region or span, one pass),
+    /// `runtime`, `count` or `size`.
+    ended_by: &'static str,
     mb_per_s: f64,
     commands_per_s: f64,
     cpu_user_s: f64,
@@ -223,6 +246,13 @@ pub(crate) fn read(args: &ReadArgs) -> Result<()> {
             c.device.display()
         )));
     }
+    if c.runtime.is_some() && args.out.is_some() {
+        return Err(Failure(format!(
+            "{}: read: --runtime re-reads blocks for as long as it runs; it cannot be combined with --out \
+             (use --size or --count to read a region into a file)",
+            c.device.display()
+        )));
+    }
     let sink = match &args.out {
         None => Sink::None,
         Some(p) if p.as_os_str() == "-" => {
@@ -254,6 +284,13 @@ pub(crate) fn write(args: &WriteArgs) -> Result<()> {
     if c.span.is_some() && args.input.is_some() {
         return Err(Failure(format!(
             "{}: write: --span rewrites the same blocks; it cannot be combined with --in",
+            c.device.display()
+        )));
+    }
+    if c.runtime.is_some() && args.input.is_some() {
+        return Err(Failure(format!(
+            "{}: write: --runtime rewrites blocks for as long as it runs; it cannot be combined with --in \
+             (write the pattern of --seed instead)",
             c.device.display()
         )));
     }
@@ -307,22 +344,53 @@ fn check_back(
     }
 }
 
-/// Moves the blocks `range` with `c.depth` commands in flight through
+/// What a run walks: a region of blocks, once or over and over, in
+/// transfers of `bs_blocks`, until the limits of `until`.
+#[derive(Debug, Clone)]
+struct Walk {
+    region: Range<u64>,
+    passes: usize,
+    bs_blocks: u32,
+    until: Until,
+}
+
+impl Walk {
+    /// The region once, or endlessly when the run cycles.
+    fn extents(&self) -> std::iter::Take<std::iter::Repeat<Range<u64>>> {
+        std::iter::repeat(self.region.clone()).take(self.passes)
+    }
+
+    /// The transfers `(lba, blocks)` of the run, the same in every mode.
+    fn transfers(&self, block: usize) -> Transfers<std::iter::Take<std::iter::Repeat<Range<u64>>>> {
+        Transfers::new(self.extents(), self.bs_blocks, block, self.until)
+    }
+}
+
+/// What a run moved.
+#[derive(Debug, Clone, Copy)]
+struct Moved {
+    commands: u64,
+    bytes: u64,
+    modes: ModeCounts,
+}
+
+/// Moves the transfers of `walk` with `c.depth` commands in flight through
 /// sgmap's streaming helper (mmap: a pool of mapped fds; direct and
-/// indirect: the asynchronous queue), data in LBA order.
+/// indirect: the asynchronous queue), data in the order of the walk, the
+/// pipeline kept full across the wrap-arounds of a cycle.
 #[allow(clippy::too_many_arguments)]
 fn stream_transfer(
     c: &Common,
     way: Way,
     dir: Dir,
-    range: Range<u64>,
+    walk: &Walk,
     block: usize,
     sink: &mut Sink,
     source: &mut Source,
     verifier: &mut Option<(Device, Vec<u8>)>,
     bar: &mut progress::Meter,
     fail: &dyn Fn(String) -> Failure,
-) -> Result<(u64, ModeCounts)> {
+) -> Result<Moved> {
     let op = dir.name();
     let mode = match way {
         Way::Direct => StreamMode::Direct,
@@ -333,32 +401,41 @@ fn stream_transfer(
         .transfer_bytes(c.bs)
         .depth(c.depth);
     let totals = match dir {
-        Dir::Read => stream::read(&c.device, range, opts, |lba, data: &[u8]| {
-            sink.put(data).map_err(fail)?;
-            if let Some(v) = verifier.as_mut() {
-                check_back(v, lba, data, way, op, fail)?;
-            }
-            bar.add(data.len() as u64);
-            Ok::<(), Failure>(())
-        })?,
-        Dir::Write => {
-            let totals = stream::write(&c.device, range.clone(), opts, |lba, buf: &mut [u8]| {
-                match source {
-                    Source::Pattern(seed) => pattern(*seed, lba, block, buf),
-                    Source::File(f, p) => f.read_exact(buf).map_err(|e| {
-                        fail(format!(
-                            "cannot read {} bytes from {}: {e}",
-                            buf.len(),
-                            p.display()
-                        ))
-                    })?,
+        Dir::Read => stream::read_extents(
+            &c.device,
+            walk.extents(),
+            opts,
+            walk.until,
+            |lba, data: &[u8]| {
+                take_data(sink, data, fail)?;
+                if let Some(v) = verifier.as_mut() {
+                    check_back(v, lba, data, way, op, fail)?;
                 }
-                bar.add(buf.len() as u64);
+                bar.add(data.len() as u64);
                 Ok::<(), Failure>(())
-            })?;
-            // With several writes in flight, read everything back once they are done.
+            },
+        )?,
+        Dir::Write => {
+            // The blocks written: from the region's start, in order, up to
+            // its end once the run wrapped.
+            let mut written_end = walk.region.start;
+            let totals = stream::write_extents(
+                &c.device,
+                walk.extents(),
+                opts,
+                walk.until,
+                |lba, buf: &mut [u8]| {
+                    fill_data(source, lba, block, buf, fail)?;
+                    written_end = written_end.max(lba + (buf.len() / block) as u64);
+                    bar.add(buf.len() as u64);
+                    Ok::<(), Failure>(())
+                },
+            )?;
+            // With several writes in flight, read everything back once they
+            // are done; a cycle rewrote the same pattern, so once is enough.
             if let Some(v) = verifier.as_mut() {
-                verify_written(v, range.clone(), c.bs, block, source, way, fail)?;
+                let range = walk.region.start..written_end;
+                verify_written(v, range, c.bs, block, source, way, fail)?;
             }
             totals
         }
@@ -370,7 +447,37 @@ fn stream_transfer(
         sgmap::Mode::Mixed => modes.mixed = totals.commands,
         _ => modes.indirect = totals.commands,
     }
-    Ok((totals.commands, modes))
+    Ok(Moved {
+        commands: totals.commands,
+        bytes: totals.bytes,
+        modes,
+    })
+}
+
+/// Hands the data of a read to the --out file or stdout, if any.
+fn take_data(sink: &mut Sink, data: &[u8], fail: &dyn Fn(String) -> Failure) -> Result<()> {
+    sink.put(data).map_err(fail)
+}
+
+/// Fills the buffer of a write at `lba` from the pattern or the --in file.
+fn fill_data(
+    source: &mut Source,
+    lba: u64,
+    block: usize,
+    buf: &mut [u8],
+    fail: &dyn Fn(String) -> Failure,
+) -> Result<()> {
+    match source {
+        Source::Pattern(seed) => pattern(*seed, lba, block, buf),
+        Source::File(f, p) => f.read_exact(buf).map_err(|e| {
+            fail(format!(
+                "cannot read {} bytes from {}: {e}",
+                buf.len(),
+                p.display()
+            ))
+        })?,
+    }
+    Ok(())
 }
 
 /// Reads the blocks `range` back through the verifier's fd, `bs` bytes at a
@@ -411,44 +518,37 @@ fn verify_written(
     Ok(())
 }
 
-/// Moves the blocks `range` through io_uring on the bsg node (`session`,
-/// `c.depth` registered buffers in flight), data in LBA order.
+/// Moves the transfers of `walk` through io_uring on the bsg node
+/// (`session`, `c.depth` registered buffers in flight, across the
+/// wrap-arounds of a cycle too), data in the order of the walk.
 #[allow(clippy::too_many_arguments)]
 fn uring_transfer(
     c: &Common,
     session: &mut UringSession,
     dir: Dir,
-    range: Range<u64>,
+    walk: &Walk,
     block: usize,
     sink: &mut Sink,
     source: &mut Source,
     verifier: &mut Option<(Device, Vec<u8>)>,
     bar: &mut progress::Meter,
     fail: &dyn Fn(String) -> Failure,
-) -> Result<(u64, ModeCounts)> {
+) -> Result<Moved> {
     let op = dir.name();
     let bar = std::cell::RefCell::new(bar);
-    let commands = {
+    let mut written_end = walk.region.start;
+    let (commands, bytes) = {
         let mut verifier_r = verifier.as_mut();
-        session.stream(
-            range.clone(),
-            c.bs,
+        session.stream_transfers(
+            walk.transfers(block),
             |lba, buf: &mut [u8]| {
-                match &mut *source {
-                    Source::Pattern(seed) => pattern(*seed, lba, block, buf),
-                    Source::File(f, p) => f.read_exact(buf).map_err(|e| {
-                        fail(format!(
-                            "cannot read {} bytes from {}: {e}",
-                            buf.len(),
-                            p.display()
-                        ))
-                    })?,
-                }
+                fill_data(source, lba, block, buf, fail)?;
+                written_end = written_end.max(lba + (buf.len() / block) as u64);
                 bar.borrow_mut().add(buf.len() as u64);
                 Ok::<(), Failure>(())
             },
             |lba, data: &[u8]| {
-                sink.put(data).map_err(fail)?;
+                take_data(sink, data, fail)?;
                 if let Some(v) = verifier_r.as_mut() {
                     check_back(v, lba, data, Way::Uring, op, fail)?;
                 }
@@ -459,10 +559,15 @@ fn uring_transfer(
     };
     if dir == Dir::Write {
         if let Some(v) = verifier.as_mut() {
+            let range = walk.region.start..written_end;
             verify_written(v, range, c.bs, block, source, Way::Uring, fail)?;
         }
     }
-    Ok((commands, session.modes()))
+    Ok(Moved {
+        commands,
+        bytes,
+        modes: session.modes(),
+    })
 }
 
 /// Fills `buf` with the pattern of `seed` for blocks from `lba`.
@@ -574,12 +679,6 @@ fn transfer(
                 c.depth
             )));
         }
-        if c.span.is_some() {
-            return Err(Failure(format!(
-                "{dev_name}: {op}: --span re-reads the same blocks with the sg modes at --depth 1; \
-                 the io_uring transport streams through the range once: drop --span or use --mode mmap"
-            )));
-        }
         uring = open_ring(
             c.mode,
             &mut way,
@@ -609,67 +708,87 @@ fn transfer(
             device_blocks * block
         )));
     }
-    let total: u64 =
-        match (c.count, c.size, file_len, dir) {
-            (Some(n), _, _, _) => n.saturating_mul(c.bs as u64),
-            (None, Some(s), _, _) => s,
-            (None, None, Some(len), _) => len,
-            (None, None, None, Dir::Read) => (device_blocks - start) * block,
-            (None, None, None, Dir::Write) => return Err(fail(
-                "say how much to write: --count N (transfers of --bs), --size BYTES, or --in FILE"
-                    .into(),
-            )),
-        };
-    if total == 0 || total % block != 0 {
+    let bs_blocks = c.bs as u64 / block;
+    if c.bs as u64 % block != 0 || bs_blocks == 0 {
         return Err(fail(format!(
-            "{total} bytes is not a whole, non-zero number of {block}-byte blocks; \
-             adjust --size (or pad the --in file to a multiple of {block})"
+            "--bs {} is not a whole, non-zero number of the device's {block}-byte blocks",
+            c.bs
         )));
     }
-    if let Some(len) = file_len {
+    // How much: --count transfers or --size bytes (or the --in file).
+    let amount: Option<u64> = match (c.count, c.size, file_len) {
+        (Some(n), _, _) => Some(n.saturating_mul(c.bs as u64)),
+        (None, Some(s), _) => Some(s),
+        (None, None, len) => len,
+    };
+    if let Some(total) = amount {
+        if total == 0 || total % block != 0 {
+            return Err(fail(format!(
+                "{total} bytes is not a whole, non-zero number of {block}-byte blocks; \
+                 adjust --size (or pad the --in file to a multiple of {block})"
+            )));
+        }
+    }
+    if let (Some(len), Some(total)) = (file_len, amount) {
         if len < total {
             return Err(fail(format!(
                 "the --in file has only {len} bytes, less than the {total} asked for"
             )));
         }
     }
-    let bs_blocks = c.bs as u64 / block;
-    let span_blocks = match c.span {
-        Some(s) if s % block != 0 || s == 0 => {
+    // Where: the span, else the amount from --offset, else the rest of the
+    // device (a read, or a time-based run).
+    let time_based = c.runtime.is_some();
+    let region_blocks = match (c.span, amount) {
+        (Some(s), _) if s % block != 0 || s == 0 => {
             return Err(fail(format!(
                 "--span {s} is not a whole, non-zero number of {block}-byte blocks"
             )))
         }
-        Some(s) => s / block,
-        None => total / block,
+        (Some(s), _) => s / block,
+        (None, Some(total)) => total / block,
+        (None, None) if dir == Dir::Read || time_based => device_blocks - start,
+        (None, None) => {
+            return Err(fail(
+                "say how much to write: --count N (transfers of --bs), --size BYTES, --runtime TIME, or --in FILE"
+                    .into(),
+            ))
+        }
     };
-    let mut cycle = Cycle::new(start, span_blocks, bs_blocks);
-    let touched_end = if c.span.is_some() {
-        cycle.end()
-    } else {
-        start + total / block
-    };
-    if touched_end > device_blocks {
+    let region = start..start.saturating_add(region_blocks);
+    if region.end > device_blocks {
         return Err(fail(format!(
-            "the {op} would end at byte {}, past the end of the device ({} bytes); lower --offset, --count or --size",
-            touched_end * block,
+            "the {op} would end at byte {}, past the end of the device ({} bytes); lower --offset, --count, --size or --span",
+            region.end.saturating_mul(block),
             device_blocks * block
         )));
     }
-    if c.depth > 1 {
-        if c.span.is_some() {
-            return Err(fail(
-                "--span works at --depth 1 only: with more in flight the transfers stream through the range once"
-                    .into(),
-            ));
+    // A run cycles over its region when it is time-based, or when --span
+    // comes with an amount; otherwise it makes one pass.
+    let cycles = time_based || (c.span.is_some() && amount.is_some());
+    let mut until = Until::none();
+    if cycles {
+        match (c.count, amount) {
+            (Some(n), _) => until = until.commands(n),
+            (None, Some(total)) => until = until.bytes(total),
+            (None, None) => {}
         }
-        if c.bs > facts.max_size() {
-            return Err(fail(format!(
-                "--bs {} is more than one command can carry on this device ({} bytes); use a smaller --bs",
-                c.bs,
-                facts.max_size()
-            )));
+        if let Some(rt) = c.runtime {
+            until = until.runtime(rt);
         }
+    }
+    let walk = Walk {
+        region: region.clone(),
+        passes: if cycles { usize::MAX } else { 1 },
+        bs_blocks: u32::try_from(bs_blocks).unwrap_or(u32::MAX),
+        until,
+    };
+    if c.depth > 1 && c.bs > facts.max_size() {
+        return Err(fail(format!(
+            "--bs {} is more than one command can carry on this device ({} bytes); use a smaller --bs",
+            c.bs,
+            facts.max_size()
+        )));
     }
     let mut verifier = if c.verify {
         let v = Device::open(&c.device)?;
@@ -678,16 +797,26 @@ fn transfer(
     } else {
         None
     };
-    let mut bar = progress::Meter::bytes(total, c.output.quiet, format!("{op} {way}"));
+    // What the bar counts to: unknown for a run against the clock.
+    let planned = match (time_based, cycles, amount) {
+        (true, _, _) => None,
+        (false, true, Some(total)) => Some(total),
+        (false, _, _) => Some(region_blocks * block),
+    };
+    let mut bar = match planned {
+        Some(total) => progress::Meter::bytes(total, c.output.quiet, format!("{op} {way}")),
+        None => progress::Meter::open_ended(c.output.quiet, format!("{op} {way}")),
+    };
+    let block = block as usize;
     let cpu0 = CpuTime::now();
     let t0 = Instant::now();
-    let (commands, modes) = if let Some(session) = uring.as_mut() {
+    let moved = if let Some(session) = uring.as_mut() {
         uring_transfer(
             c,
             session,
             dir,
-            start..start + total / block,
-            block as usize,
+            &walk,
+            block,
             &mut sink,
             &mut source,
             &mut verifier,
@@ -695,13 +824,12 @@ fn transfer(
             &fail,
         )?
     } else if c.depth > 1 {
-        let range = start..start + total / block;
         stream_transfer(
             c,
             way,
             dir,
-            range,
-            block as usize,
+            &walk,
+            block,
             &mut sink,
             &mut source,
             &mut verifier,
@@ -710,37 +838,47 @@ fn transfer(
         )?
     } else {
         let mut session = Session::open(&c.device, way, dir, c.bs)?;
-        let mut done = 0u64;
-        let mut commands = 0u64;
-        while done < total {
-            let len = (total - done).min(c.bs as u64) as usize;
-            let lba = if c.span.is_some() {
-                cycle.next_lba()
-            } else {
-                start + done / block
-            };
+        let (mut commands, mut bytes) = (0u64, 0u64);
+        for (lba, blocks) in walk.transfers(block) {
+            let len = blocks as usize * block;
             if dir == Dir::Write {
-                let buf = &mut session.data_mut()[..len];
-                match &mut source {
-                    Source::Pattern(seed) => pattern(*seed, lba, block as usize, buf),
-                    Source::File(f, p) => f.read_exact(buf).map_err(|e| {
-                        fail(format!("cannot read {len} bytes from {}: {e}", p.display()))
-                    })?,
-                }
+                fill_data(
+                    &mut source,
+                    lba,
+                    block,
+                    &mut session.data_mut()[..len],
+                    &fail,
+                )?;
             }
             session.transfer(lba, len)?;
             if dir == Dir::Read {
-                let data = &session.data()[..len];
-                sink.put(data).map_err(&fail)?;
+                take_data(&mut sink, &session.data()[..len], &fail)?;
             }
             if let Some(v) = &mut verifier {
                 check_back(v, lba, &session.data()[..len], way, op, &fail)?;
             }
-            done += len as u64;
             commands += 1;
+            bytes += len as u64;
             bar.add(len as u64);
         }
-        (commands, session.modes())
+        Moved {
+            commands,
+            bytes,
+            modes: session.modes(),
+        }
+    };
+    let Moved {
+        commands,
+        bytes: total,
+        modes,
+    } = moved;
+    // What ended it: the clock, unless the amount was reached first.
+    let ended_by = match (cycles, c.count, amount) {
+        (false, _, _) => "end",
+        (true, Some(n), _) if commands >= n => "count",
+        (true, None, Some(a)) if total >= a => "size",
+        _ if time_based => "runtime",
+        _ => "end",
     };
     sink.flush().map_err(&fail)?;
     let wall = t0.elapsed();
@@ -767,6 +905,10 @@ fn transfer(
         bytes: total,
         commands,
         seconds: secs,
+        time_based,
+        runtime_requested_s: c.runtime.map(|d| d.as_secs_f64()),
+        span: c.span,
+        ended_by,
         mb_per_s: per_s(total as f64 / 1e6),
         commands_per_s: per_s(commands as f64),
         cpu_user_s: cpu.user.as_secs_f64(),
@@ -794,6 +936,31 @@ fn transfer(
                 .map_or("?".to_string(), |v| format!("{v:.1}")),
             if c.verify { "; verified" } else { "" }
         );
+        if let Some(rt) = c.runtime {
+            text += &format!(
+                "\ntime-based: --runtime {:.3} s, ran {secs:.3} s, ended by the {}{}",
+                rt.as_secs_f64(),
+                match ended_by {
+                    "count" => "--count",
+                    "size" => "--size",
+                    _ => "runtime",
+                },
+                c.span.map_or(String::new(), |s| format!(
+                    "; cycled over --span {}",
+                    human(s)
+                ))
+            );
+        } else if cycles {
+            text += &format!(
+                "\ncycled over --span {} until the {}",
+                human(c.span.unwrap_or(0)),
+                if c.count.is_some() {
+                    "--count"
+                } else {
+                    "--size"
+                }
+            );
+        }
         match (&uring, &auto_fallback) {
             (Some(u), _) => {
                 text += &format!(

@@ -7,6 +7,27 @@ use crate::cdb::Cdb;
 /// The default command timeout: 60 seconds, like the sg driver's own default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The longest transfer the sg driver takes in one command: one byte less
+/// than 256 MiB (it refuses `dxfer_len` of 256 MiB or more with EINVAL).
+/// Longer requests are refused before they reach the kernel; split them.
+///
+/// ```
+/// assert_eq!(sgmap::MAX_SG_TRANSFER, (256 << 20) - 1);
+/// assert!(sgmap::transfer_too_long(sgmap::MAX_SG_TRANSFER).is_none());
+/// assert!(sgmap::transfer_too_long(256 << 20).unwrap().contains("256 MiB"));
+/// ```
+pub const MAX_SG_TRANSFER: usize = sgmap_sys::SG_MAX_DXFER_LEN as usize - 1;
+
+/// Why a transfer of `len` bytes is refused by the sg driver's limit, if it
+/// is ([`MAX_SG_TRANSFER`]): the text sgmap's errors carry.
+pub fn transfer_too_long(len: usize) -> Option<String> {
+    (len > MAX_SG_TRANSFER).then(|| {
+        format!(
+            "a transfer of {len} bytes is too long: the sg driver takes less than 256 MiB per command; split it"
+        )
+    })
+}
+
 /// Which way a command's data moves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]

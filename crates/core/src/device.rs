@@ -167,13 +167,15 @@ impl Device {
     }
 
     fn open_with(path: &Path, opts: OpenOptions) -> Result<Device> {
-        let mut flags = libc::O_CLOEXEC;
+        use nix::fcntl::OFlag;
+        let mut flags = OFlag::O_CLOEXEC;
         if opts.exclusive {
-            flags |= libc::O_EXCL;
+            flags |= OFlag::O_EXCL;
         }
         if opts.nonblocking {
-            flags |= libc::O_NONBLOCK;
+            flags |= OFlag::O_NONBLOCK;
         }
+        let flags = flags.bits();
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(!opts.read_only)
@@ -209,7 +211,9 @@ impl Device {
         } else {
             NodeKind::Block
         };
-        if kind == NodeKind::Sg && libc::major(meta.rdev()) != sys::SCSI_GENERIC_MAJOR {
+        if kind == NodeKind::Sg
+            && nix::sys::stat::major(meta.rdev()) != u64::from(sys::SCSI_GENERIC_MAJOR)
+        {
             // bsg, for one, answers SG_GET_VERSION_NUM but takes neither the
             // v3 header nor write()/read(): only the sg driver's nodes are sg.
             return Err(Error::NotSg {
@@ -512,7 +516,7 @@ fn not_a_device(path: &Path, ft: std::fs::FileType) -> Option<Error> {
 
 /// Says what a node that rejected SG_GET_VERSION_NUM is.
 fn not_sg_reason(rdev: u64, kind: NodeKind) -> String {
-    let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+    let (major, minor) = (nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev));
     let class = if kind == NodeKind::Sg {
         "char"
     } else {
@@ -540,26 +544,8 @@ fn not_sg_reason(rdev: u64, kind: NodeKind) -> String {
 /// The queue's largest transfer, from the fd itself: `BLKSECTGET` gives
 /// bytes on an sg node and 512-byte sectors on a block device.
 fn queue_max_transfer(fd: &Fd, kind: NodeKind) -> Result<usize> {
-    use std::os::fd::AsRawFd as _;
-    let raw = fd.as_fd().as_raw_fd();
-    let bytes = match kind {
-        NodeKind::Sg => {
-            let mut v: libc::c_int = 0;
-            // SAFETY: BLKSECTGET on an sg fd writes one int through the
-            // pointer; `v` is a valid int and the fd is open.
-            unsafe { sys::ioctl::sg_blksectget(raw, &mut v) }
-                .map_err(|e| fd.os_error("BLKSECTGET", e))?;
-            usize::try_from(v).unwrap_or(0)
-        }
-        NodeKind::Block => {
-            let mut v: u16 = 0;
-            // SAFETY: BLKSECTGET on a block device writes one unsigned
-            // short through the pointer; `v` is one and the fd is open.
-            unsafe { sys::ioctl::blk_blksectget(raw, &mut v) }
-                .map_err(|e| fd.os_error("BLKSECTGET", e))?;
-            usize::from(v) * 512
-        }
-    };
+    let bytes = crate::io::blksectget(fd.as_fd(), kind == NodeKind::Block)
+        .map_err(|e| fd.os_error("BLKSECTGET", e))?;
     if bytes == 0 {
         return Err(fd.invalid(
             "BLKSECTGET",

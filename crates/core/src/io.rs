@@ -233,7 +233,7 @@ impl Fd {
             // no-data commands); the request is read back below before
             // this returns, so every pointer stays valid while the driver
             // holds it.
-            match unsafe { crate::queue::submit_raw(self.as_fd(), &hdr) } {
+            match unsafe { submit_raw(self.as_fd(), &hdr) } {
                 Ok(()) => match self.read_own(pack_id, name) {
                     Ok(done) => {
                         hdr = done;
@@ -309,7 +309,7 @@ impl Fd {
             // SAFETY: with SG_SET_FORCE_PACK_ID on, only the request `pack_id`
             // can be returned: the caller's, whose sense and data buffers live
             // until it returns. (`read_raw` retries EINTR itself.)
-            match unsafe { crate::queue::read_raw(self.as_fd(), &mut got) } {
+            match unsafe { read_raw(self.as_fd(), &mut got) } {
                 Ok(()) if got.pack_id == pack_id => return Ok(got),
                 Ok(()) => {
                     // SG_SET_FORCE_PACK_ID was turned off under us, and
@@ -548,10 +548,8 @@ pub(crate) fn prepare(
             return Err(why);
         }
     }
-    if len >= sys::SG_MAX_DXFER_LEN as usize {
-        return Err(format!(
-            "a transfer of {len} bytes is too long: the sg driver takes less than 256 MiB per command; split it"
-        ));
+    if let Some(why) = crate::command::transfer_too_long(len) {
+        return Err(why);
     }
     if direction == Direction::None && len != 0 {
         return Err("a command without a data direction cannot transfer data".into());
@@ -852,6 +850,119 @@ pub(crate) fn page_size() -> usize {
             .flatten()
             .map_or(4096, |v| v as usize)
     })
+}
+
+// The kernel calls besides SG_IO itself: the asynchronous interface's
+// write/read of a header, BLKSECTGET, and the reserved buffer's mapping.
+// They live here so that one file holds every call into the sg driver.
+
+/// `write()`s a v3 header: submits one request. Retries on EINTR (the driver
+/// checks everything before taking a request, so an interrupted write
+/// submitted nothing).
+///
+/// # Safety
+///
+/// `hdr.cmdp` must be valid for `cmd_len` bytes during the call; `hdr.sbp`
+/// for `mx_sb_len` bytes, and `hdr.dxferp` (unless mmap-ed IO or no data) for
+/// `dxfer_len` bytes, until the response has been read or the driver holds
+/// the request no more; nothing else may access the data buffer meanwhile.
+pub(crate) unsafe fn submit_raw(fd: BorrowedFd<'_>, hdr: &sys::sg_io_hdr) -> nix::Result<()> {
+    let n = std::mem::size_of::<sys::sg_io_hdr>();
+    loop {
+        // SAFETY: `hdr` is a whole sg_io_hdr for the kernel to read; its
+        // pointers are valid per this function's contract.
+        let r = unsafe { libc::write(fd.as_raw_fd(), (hdr as *const sys::sg_io_hdr).cast(), n) };
+        match r {
+            r if r >= 0 => return Ok(()),
+            _ => match Errno::last() {
+                Errno::EINTR => continue,
+                e => return Err(e),
+            },
+        }
+    }
+}
+
+/// `read()`s one response into `hdr` (its `pack_id` picks the request when
+/// `SG_SET_FORCE_PACK_ID` is on; -1 for any). Retries on EINTR (a signal
+/// wakes the wait before a response is taken).
+///
+/// # Safety
+///
+/// The sense and data buffers of every request this read can return must
+/// still be valid: the kernel writes sense, and the data of an indirect read,
+/// into them during the call.
+pub(crate) unsafe fn read_raw(fd: BorrowedFd<'_>, hdr: &mut sys::sg_io_hdr) -> nix::Result<()> {
+    let n = std::mem::size_of::<sys::sg_io_hdr>();
+    // `dxfer_direction` < 0 marks the header as v3, so the driver reads `pack_id`.
+    hdr.dxfer_direction = sys::SG_DXFER_NONE;
+    loop {
+        // SAFETY: `hdr` is a whole, writable sg_io_hdr; the buffers the
+        // response refers to are valid per this function's contract.
+        let r = unsafe { libc::read(fd.as_raw_fd(), (hdr as *mut sys::sg_io_hdr).cast(), n) };
+        match r {
+            r if r >= 0 => return Ok(()),
+            _ => match Errno::last() {
+                Errno::EINTR => continue,
+                e => return Err(e),
+            },
+        }
+    }
+}
+
+/// `BLKSECTGET`: the queue's largest transfer in bytes. An sg node answers in
+/// bytes (an int), a block device in 512-byte sectors (an unsigned short).
+pub(crate) fn blksectget(fd: BorrowedFd<'_>, block_device: bool) -> nix::Result<usize> {
+    if block_device {
+        let mut v: u16 = 0;
+        // SAFETY: BLKSECTGET on a block device writes one unsigned short
+        // through the pointer; `v` is one and the fd is open.
+        unsafe { sys::ioctl::blk_blksectget(fd.as_raw_fd(), &mut v) }?;
+        Ok(usize::from(v) * 512)
+    } else {
+        let mut v: std::ffi::c_int = 0;
+        // SAFETY: BLKSECTGET on an sg fd writes one int through the
+        // pointer; `v` is a valid int and the fd is open.
+        unsafe { sys::ioctl::sg_blksectget(fd.as_raw_fd(), &mut v) }?;
+        Ok(usize::try_from(v).unwrap_or(0))
+    }
+}
+
+/// Maps `len` bytes of the sg fd's reserved buffer, shared, from offset 0
+/// (the driver refuses any other), readable and, when `writable`, writable.
+pub(crate) fn map_reserved(
+    fd: BorrowedFd<'_>,
+    len: std::num::NonZeroUsize,
+    writable: bool,
+) -> nix::Result<std::ptr::NonNull<u8>> {
+    use nix::sys::mman::{MapFlags, ProtFlags};
+    let prot = if writable {
+        ProtFlags::PROT_READ | ProtFlags::PROT_WRITE
+    } else {
+        ProtFlags::PROT_READ
+    };
+    // SAFETY: a new shared mapping at an address the kernel picks, so no
+    // existing memory is replaced; the caller keeps `len` within the
+    // reserved buffer, so no page of the mapping lies outside it.
+    let p = unsafe { nix::sys::mman::mmap(None, len, prot, MapFlags::MAP_SHARED, fd, 0) }?;
+    Ok(p.cast())
+}
+
+/// Unmaps what [`map_reserved`] mapped.
+///
+/// # Safety
+///
+/// `ptr` and `len` are exactly what `map_reserved` returned and was given,
+/// unmapped once, and no reference into the mapping outlives this call.
+pub(crate) unsafe fn unmap_reserved(ptr: std::ptr::NonNull<u8>, len: usize) {
+    // SAFETY: per this function's contract.
+    let _ = unsafe { nix::sys::mman::munmap(ptr.cast(), len) };
+}
+
+/// Registers `child` to run in the child of every later `fork()`.
+pub(crate) fn after_fork_in_child(child: extern "C" fn()) {
+    // SAFETY: registers a child handler only; the handler the callers pass
+    // bumps an atomic, which is async-signal-safe as fork's handlers must be.
+    unsafe { libc::pthread_atfork(None, None, Some(child)) };
 }
 
 #[cfg(test)]

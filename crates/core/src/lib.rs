@@ -83,7 +83,10 @@
 //!   carries only mmap-ed commands, so the driver's EBUSY (an indirect
 //!   request borrowed the reserved buffer) cannot happen.
 //! - [`stream`]: a range of blocks read or written with a chosen mode,
-//!   transfer size and depth, the queue kept full, data delivered in order.
+//!   transfer size and depth, the queue kept full, data delivered in order;
+//!   [`stream::read_extents`] and [`stream::write_extents`] walk any sequence
+//!   of extents (cycling over a few blocks, say) until a
+//!   [`stream::Until`] limit of commands, bytes or time.
 //!
 //! ```no_run
 //! use sgmap::{cdb::Cdb, Command, Direction, DirectBuf, Payload, Pool, Queue};
@@ -307,7 +310,7 @@ pub mod stream;
 mod uring;
 
 pub use buffer::{BufferError, DirectBuf};
-pub use command::{Command, Data, Direction, DEFAULT_TIMEOUT};
+pub use command::{transfer_too_long, Command, Data, Direction, DEFAULT_TIMEOUT, MAX_SG_TRANSFER};
 pub use device::{Device, NodeKind, OpenOptions, RequestInfo, RequestState, Reset, ScsiId};
 pub use error::{Driver, Error, Incomplete, OsErrorKind, Report, Result, ScsiError, ScsiErrorKind};
 pub use helpers::{BlockIo, BufferMode, Split, Transfer, UNIT_ATTENTION_RETRIES};

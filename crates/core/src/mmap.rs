@@ -25,7 +25,7 @@
 //!   ([`MappedDevice::is_inherited`]).
 
 use std::ops::Deref;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,30 +60,9 @@ unsafe impl Sync for Mapping {}
 
 impl Mapping {
     fn new(fd: BorrowedFd<'_>, len: usize, access: Access) -> nix::Result<Self> {
-        let prot = match access {
-            Access::ReadOnly => libc::PROT_READ,
-            Access::ReadWrite => libc::PROT_READ | libc::PROT_WRITE,
-        };
-        // SAFETY: a new shared mapping of the fd at offset 0 (the driver
-        // rejects any other); `len` is non-zero and within the reserved buffer,
-        // so no page of the mapping lies outside it.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                prot,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(nix::errno::Errno::last());
-        }
-        Ok(Self {
-            ptr: NonNull::new(p.cast()).ok_or(nix::errno::Errno::EFAULT)?,
-            len,
-        })
+        let n = std::num::NonZeroUsize::new(len).ok_or(nix::errno::Errno::EINVAL)?;
+        let ptr = crate::io::map_reserved(fd, n, access == Access::ReadWrite)?;
+        Ok(Self { ptr, len })
     }
 
     fn as_slice(&self) -> &[u8] {
@@ -102,8 +81,9 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        // SAFETY: `ptr`/`len` are exactly what mmap returned, unmapped once.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        // SAFETY: `ptr`/`len` are exactly what map_reserved returned and was
+        // given, unmapped once; slices of it borrow self, so none outlives it.
+        unsafe { crate::io::unmap_reserved(self.ptr, self.len) };
     }
 }
 
@@ -168,11 +148,8 @@ extern "C" fn count_fork() {
 /// Starts counting forks (once per process, before the first mapping).
 fn watch_forks() {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        // SAFETY: registers a child handler that only bumps an atomic, which
-        // is async-signal-safe as fork's child handlers must be.
-        unsafe { libc::pthread_atfork(None, None, Some(count_fork)) };
-    });
+    // count_fork only bumps an atomic, as fork's child handlers must.
+    ONCE.call_once(|| crate::io::after_fork_in_child(count_fork));
 }
 
 /// A failed [`Device::map_reserved`]: why it failed, and the device it

@@ -31,10 +31,10 @@ use crate::cdb::Cdb;
 use crate::command::{Command, Direction};
 use crate::device::{Device, RequestInfo};
 use crate::error::{Error, Result, ScsiError};
-use crate::io::{finish, prepare, SENSE_LEN};
+use crate::io::{finish, prepare, read_raw, submit_raw, SENSE_LEN};
 use crate::mmap::MappedDevice;
 use crate::outcome::{command_name, Mode, Outcome};
-use crate::queue::{poll_until, read_raw, submit_raw, Ticket};
+use crate::queue::{poll_until, Ticket};
 
 /// A command in flight on one pool fd.
 #[derive(Debug, Clone, Copy)]

@@ -38,7 +38,7 @@ use crate::cdb::Cdb;
 use crate::command::{Command, Direction};
 use crate::device::{Device, NodeKind, RequestState};
 use crate::error::{Error, Result, ScsiError};
-use crate::io::{finish, prepare, SENSE_LEN};
+use crate::io::{finish, prepare, read_raw, submit_raw, SENSE_LEN};
 use crate::outcome::{command_name, Mode, Outcome};
 use crate::uring::FixedBuf;
 
@@ -64,13 +64,13 @@ impl Ticket {
     /// response comes back. Never NULL: an `SG_IO` header's `usr_ptr` is
     /// usually NULL, so a NULL tag could not tell ticket 0 from an orphaned
     /// `SG_IO` request with the same `pack_id`.
-    pub(crate) fn tag(self) -> *mut libc::c_void {
+    pub(crate) fn tag(self) -> *mut std::ffi::c_void {
         // Ticket n is tag n + 1; after 2^64 submissions the count wraps to 1.
-        (self.0 as usize).wrapping_add(1).max(1) as *mut libc::c_void
+        (self.0 as usize).wrapping_add(1).max(1) as *mut std::ffi::c_void
     }
 
     /// Whether a response's `usr_ptr` is this ticket's tag.
-    pub(crate) fn is_tag(self, usr_ptr: *mut libc::c_void) -> bool {
+    pub(crate) fn is_tag(self, usr_ptr: *mut std::ffi::c_void) -> bool {
         usr_ptr == self.tag()
     }
 }
@@ -836,59 +836,6 @@ impl AsFd for Queue {
 impl std::os::fd::AsRawFd for Queue {
     fn as_raw_fd(&self) -> std::os::fd::RawFd {
         self.dev.as_raw_fd()
-    }
-}
-
-/// `write()`s a v3 header: submits one request. Retries on EINTR (the driver
-/// checks everything before taking a request, so an interrupted write
-/// submitted nothing).
-///
-/// # Safety
-///
-/// `hdr.cmdp` must be valid for `cmd_len` bytes during the call; `hdr.sbp`
-/// for `mx_sb_len` bytes, and `hdr.dxferp` (unless mmap-ed IO or no data) for
-/// `dxfer_len` bytes, until the response has been read or the driver holds
-/// the request no more; nothing else may access the data buffer meanwhile.
-pub(crate) unsafe fn submit_raw(fd: BorrowedFd<'_>, hdr: &sys::sg_io_hdr) -> nix::Result<()> {
-    let n = std::mem::size_of::<sys::sg_io_hdr>();
-    loop {
-        // SAFETY: `hdr` is a whole sg_io_hdr for the kernel to read; its
-        // pointers are valid per this function's contract.
-        let r = unsafe { libc::write(fd.as_raw_fd(), (hdr as *const sys::sg_io_hdr).cast(), n) };
-        match r {
-            r if r >= 0 => return Ok(()),
-            _ => match Errno::last() {
-                Errno::EINTR => continue,
-                e => return Err(e),
-            },
-        }
-    }
-}
-
-/// `read()`s one response into `hdr` (its `pack_id` picks the request when
-/// `SG_SET_FORCE_PACK_ID` is on; -1 for any). Retries on EINTR (a signal
-/// wakes the wait before a response is taken).
-///
-/// # Safety
-///
-/// The sense and data buffers of every request this read can return must
-/// still be valid: the kernel writes sense, and the data of an indirect read,
-/// into them during the call.
-pub(crate) unsafe fn read_raw(fd: BorrowedFd<'_>, hdr: &mut sys::sg_io_hdr) -> nix::Result<()> {
-    let n = std::mem::size_of::<sys::sg_io_hdr>();
-    // `dxfer_direction` < 0 marks the header as v3, so the driver reads `pack_id`.
-    hdr.dxfer_direction = sys::SG_DXFER_NONE;
-    loop {
-        // SAFETY: `hdr` is a whole, writable sg_io_hdr; the buffers the
-        // response refers to are valid per this function's contract.
-        let r = unsafe { libc::read(fd.as_raw_fd(), (hdr as *mut sys::sg_io_hdr).cast(), n) };
-        match r {
-            r if r >= 0 => return Ok(()),
-            _ => match Errno::last() {
-                Errno::EINTR => continue,
-                e => return Err(e),
-            },
-        }
     }
 }
 

@@ -9,6 +9,13 @@
 //! - [`StreamMode::Direct`] and [`StreamMode::Indirect`]: one [`Queue`] with
 //!   `depth` (at most 16) page-aligned buffers.
 //!
+//! [`read_extents()`] and [`write_extents()`] take any sequence of extents
+//! (ranges of LBAs) instead of one range, and an [`Until`] that ends the run
+//! after a number of commands or bytes or at a deadline: cycling over a few
+//! blocks for ten seconds keeps `depth` commands in flight across every
+//! wrap-around. [`Transfers`] is the sequence of transfers such a run makes,
+//! for callers that drive commands themselves.
+//!
 //! ```no_run
 //! use sgmap::stream::{self, Options, StreamMode};
 //!
@@ -26,7 +33,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::buffer::DirectBuf;
 use crate::cdb::Cdb;
@@ -182,6 +189,252 @@ impl Totals {
     }
 }
 
+/// When a stream over [`read_extents()`] or [`write_extents()`] (or a
+/// [`Transfers`] sequence) ends, besides running out of extents: after a
+/// number of commands, after a number of bytes, or at a deadline, whichever
+/// comes first. [`Until::none()`] (the default) sets no limit.
+///
+/// A deadline stops new commands only: those already in flight finish and
+/// are delivered, and no transfer is cut short by the clock. A byte limit
+/// shortens the last transfer to end on it (rounded down to whole blocks).
+///
+/// ```
+/// use std::time::Duration;
+/// use sgmap::stream::Until;
+///
+/// // Ten seconds, or 1 GiB, whichever comes first.
+/// let until = Until::none().runtime(Duration::from_secs(10)).bytes(1 << 30);
+/// assert_eq!(until.runtime_limit(), Some(Duration::from_secs(10)));
+/// assert_eq!(until.byte_limit(), Some(1 << 30));
+/// assert!(until.is_limited());
+/// assert!(!Until::none().is_limited());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Until {
+    commands: Option<u64>,
+    bytes: Option<u64>,
+    runtime: Option<Duration>,
+    deadline: Option<Instant>,
+}
+
+impl Until {
+    /// No limit: the run ends when the extents do (or never, for an endless
+    /// sequence of extents, until a callback returns an error).
+    pub const fn none() -> Self {
+        Until {
+            commands: None,
+            bytes: None,
+            runtime: None,
+            deadline: None,
+        }
+    }
+
+    /// Ends after `n` commands (the lowest of the limits set counts).
+    pub fn commands(mut self, n: u64) -> Self {
+        self.commands = Some(self.commands.map_or(n, |m| m.min(n)));
+        self
+    }
+
+    /// Ends after `n` bytes, rounded down to whole blocks; the last transfer
+    /// is shortened to end there.
+    pub fn bytes(mut self, n: u64) -> Self {
+        self.bytes = Some(self.bytes.map_or(n, |m| m.min(n)));
+        self
+    }
+
+    /// Submits no command once `runtime` has passed since the first transfer
+    /// was asked for (after the stream's setup: opening fds, mapping
+    /// buffers); the commands in flight then finish.
+    pub fn runtime(mut self, runtime: Duration) -> Self {
+        self.runtime = Some(self.runtime.map_or(runtime, |r| r.min(runtime)));
+        self
+    }
+
+    /// Submits no command at or after `deadline`; the commands in flight
+    /// then finish.
+    pub fn deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(self.deadline.map_or(deadline, |d| d.min(deadline)));
+        self
+    }
+
+    /// The command limit, if any.
+    pub fn command_limit(&self) -> Option<u64> {
+        self.commands
+    }
+
+    /// The byte limit, if any.
+    pub fn byte_limit(&self) -> Option<u64> {
+        self.bytes
+    }
+
+    /// The runtime limit, if any.
+    pub fn runtime_limit(&self) -> Option<Duration> {
+        self.runtime
+    }
+
+    /// The deadline, if any.
+    pub fn deadline_limit(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// Whether any limit is set (by time or amount).
+    pub fn is_limited(&self) -> bool {
+        self.commands.is_some()
+            || self.bytes.is_some()
+            || self.runtime.is_some()
+            || self.deadline.is_some()
+    }
+
+    /// Whether a clock limit (runtime or deadline) is set.
+    pub fn is_time_based(&self) -> bool {
+        self.runtime.is_some() || self.deadline.is_some()
+    }
+}
+
+/// The transfers a stream makes: each extent (a range of LBAs, end
+/// exclusive) in turn, cut into transfers of at most `transfer_blocks`
+/// blocks (the last of an extent may be shorter), until the extents run out
+/// or the [`Until`] says stop. Yields `(lba, blocks)`; empty extents are
+/// skipped.
+///
+/// The engine of [`read_extents()`] and [`write_extents()`] walks one of
+/// these; it is public for callers that send the commands themselves (a
+/// [`Pool`], a [`Queue`], a ring) and want the same sequence. The clock of
+/// a runtime limit starts at the first call of `next`, and is read once per
+/// transfer only when a clock limit is set.
+///
+/// ```
+/// use sgmap::stream::{Transfers, Until};
+///
+/// // Cycle over 24 blocks in transfers of 16, for five transfers.
+/// let t = Transfers::new(std::iter::repeat(100..124), 16, 512, Until::none().commands(5));
+/// let got: Vec<(u64, u32)> = t.collect();
+/// assert_eq!(got, [(100, 16), (116, 8), (100, 16), (116, 8), (100, 16)]);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Transfers<I> {
+    extents: I,
+    current: Range<u64>,
+    chunk: u64,
+    commands_left: Option<u64>,
+    blocks_left: Option<u64>,
+    runtime: Option<Duration>,
+    deadline: Option<Instant>,
+    started: bool,
+    done: bool,
+    timed_out: bool,
+    commands: u64,
+    blocks: u64,
+}
+
+impl<I: Iterator<Item = Range<u64>>> Transfers<I> {
+    /// The transfers of at most `transfer_blocks` blocks (0 counts as 1) over
+    /// `extents`, on a device of `block_size`-byte blocks (for the byte
+    /// limit of `until`).
+    pub fn new(
+        extents: impl IntoIterator<IntoIter = I>,
+        transfer_blocks: u32,
+        block_size: usize,
+        until: Until,
+    ) -> Self {
+        let block = block_size.max(1) as u64;
+        Transfers {
+            extents: extents.into_iter(),
+            current: 0..0,
+            chunk: u64::from(transfer_blocks.max(1)),
+            commands_left: until.commands,
+            blocks_left: until.bytes.map(|b| b / block),
+            runtime: until.runtime,
+            deadline: until.deadline,
+            started: false,
+            done: false,
+            timed_out: false,
+            commands: 0,
+            blocks: 0,
+        }
+    }
+
+    /// Transfers handed out so far.
+    pub fn commands(&self) -> u64 {
+        self.commands
+    }
+
+    /// Blocks handed out so far.
+    pub fn blocks(&self) -> u64 {
+        self.blocks
+    }
+
+    /// Whether the sequence ended because its time was up.
+    pub fn timed_out(&self) -> bool {
+        self.timed_out
+    }
+
+    /// Whether the time is up (and marks the sequence done if so).
+    fn out_of_time(&mut self) -> bool {
+        if let Some(d) = self.deadline {
+            if Instant::now() >= d {
+                self.timed_out = true;
+                self.done = true;
+                return true;
+            }
+        }
+        false
+    }
+}
+
+impl<I: Iterator<Item = Range<u64>>> Iterator for Transfers<I> {
+    type Item = (u64, u32);
+
+    fn next(&mut self) -> Option<(u64, u32)> {
+        if self.done {
+            return None;
+        }
+        if !self.started {
+            self.started = true;
+            if let Some(r) = self.runtime {
+                // A runtime too long for the clock is no limit.
+                if let Some(d) = Instant::now().checked_add(r) {
+                    self.deadline = Some(self.deadline.map_or(d, |e| e.min(d)));
+                }
+            }
+        }
+        if self.commands_left == Some(0) || self.blocks_left == Some(0) {
+            self.done = true;
+            return None;
+        }
+        if self.out_of_time() {
+            return None;
+        }
+        while self.current.start >= self.current.end {
+            match self.extents.next() {
+                Some(r) => self.current = r,
+                None => {
+                    self.done = true;
+                    return None;
+                }
+            }
+            // Endless empty extents still end at the deadline.
+            if self.current.start >= self.current.end && self.out_of_time() {
+                return None;
+            }
+        }
+        let mut n = (self.current.end - self.current.start).min(self.chunk);
+        if let Some(left) = self.blocks_left.as_mut() {
+            n = n.min(*left);
+            *left -= n;
+        }
+        if let Some(left) = self.commands_left.as_mut() {
+            *left -= 1;
+        }
+        let lba = self.current.start;
+        self.current.start += n;
+        self.commands += 1;
+        self.blocks += n;
+        // n <= chunk, which came from a u32.
+        Some((lba, n as u32))
+    }
+}
+
 /// Reads the blocks `blocks` (LBAs, end exclusive) of `device` and calls
 /// `sink(lba, data)` for each transfer in LBA order. `data` is whole blocks;
 /// with [`StreamMode::Mmap`] it is the mapped reserved buffer itself.
@@ -195,17 +448,15 @@ pub fn read<E: From<Error>>(
     device: impl AsRef<Path>,
     blocks: Range<u64>,
     opts: Options,
-    mut sink: impl FnMut(u64, &[u8]) -> Result<(), E>,
+    sink: impl FnMut(u64, &[u8]) -> Result<(), E>,
 ) -> Result<Totals, E> {
+    let one = Walk::Once(blocks);
     run(
         device.as_ref(),
-        blocks,
+        one,
         opts,
         Direction::FromDevice,
-        |io| match io {
-            Io::Got(lba, data) => sink(lba, data),
-            Io::Fill(..) => Ok(()),
-        },
+        reader(sink),
     )
 }
 
@@ -220,18 +471,130 @@ pub fn write<E: From<Error>>(
     device: impl AsRef<Path>,
     blocks: Range<u64>,
     opts: Options,
-    mut source: impl FnMut(u64, &mut [u8]) -> Result<(), E>,
+    source: impl FnMut(u64, &mut [u8]) -> Result<(), E>,
 ) -> Result<Totals, E> {
+    let one = Walk::Once(blocks);
     run(
         device.as_ref(),
-        blocks,
+        one,
         opts,
         Direction::ToDevice,
-        |io| match io {
-            Io::Fill(lba, buf) => source(lba, buf),
-            Io::Got(..) => Ok(()),
-        },
+        writer(source),
     )
+}
+
+/// Reads the extents `extents` (ranges of LBAs, end exclusive, one after the
+/// other, as [`Transfers`] cuts them) of `device` until they run out or
+/// `until` says stop, and calls `sink(lba, data)` for each transfer in the
+/// order of the extents, with `opts.depth` commands in flight all the time:
+/// across the end of one extent and the start of the next too, so an
+/// endless `std::iter::repeat(range)` cycles over `range` with the pipeline
+/// full. With a deadline, the commands in flight when it passes finish and
+/// are delivered; none is cut short.
+///
+/// Errors as [`read()`]; an extent that does not lie within the device is
+/// refused (an [`Error::InvalidRequest`]) when the stream reaches it, after
+/// the transfers before it were delivered.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use sgmap::stream::{self, Options, StreamMode, Until};
+///
+/// // Re-read the same 64 KiB with 16 commands in flight for ten seconds.
+/// let opts = Options::new(StreamMode::Direct).transfer_bytes(64 * 1024).depth(16);
+/// let until = Until::none().runtime(Duration::from_secs(10));
+/// let totals = stream::read_extents(
+///     "/dev/sg0",
+///     std::iter::repeat(0..128),
+///     opts,
+///     until,
+///     |_lba, _data: &[u8]| Ok::<_, sgmap::Error>(()),
+/// )?;
+/// println!("{} commands, at most {} in flight", totals.commands, totals.peak_in_flight);
+/// # Ok::<(), sgmap::Error>(())
+/// ```
+pub fn read_extents<E: From<Error>>(
+    device: impl AsRef<Path>,
+    extents: impl IntoIterator<Item = Range<u64>>,
+    opts: Options,
+    until: Until,
+    sink: impl FnMut(u64, &[u8]) -> Result<(), E>,
+) -> Result<Totals, E> {
+    let walk = Walk::Many(Box::new(extents.into_iter()), until);
+    run(
+        device.as_ref(),
+        walk,
+        opts,
+        Direction::FromDevice,
+        reader(sink),
+    )
+}
+
+/// Writes the extents `extents` of `device` until they run out or `until`
+/// says stop, calling `source(lba, buf)` in the order of the extents to
+/// fill each transfer just before it is sent; `opts.depth` commands stay in
+/// flight across extents, as in [`read_extents()`].
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use sgmap::stream::{self, Options, StreamMode, Until};
+///
+/// // Rewrite 1 MiB of zeros over and over for half a second, or 64 MiB.
+/// let opts = Options::new(StreamMode::Mmap).transfer_bytes(256 * 1024).depth(8);
+/// let until = Until::none().runtime(Duration::from_millis(500)).bytes(64 << 20);
+/// let totals = stream::write_extents(
+///     "/dev/sg0",
+///     std::iter::repeat(0..2048),
+///     opts,
+///     until,
+///     |_lba, buf: &mut [u8]| {
+///         buf.fill(0);
+///         Ok::<_, sgmap::Error>(())
+///     },
+/// )?;
+/// println!("{} bytes in {} commands", totals.bytes, totals.commands);
+/// # Ok::<(), sgmap::Error>(())
+/// ```
+pub fn write_extents<E: From<Error>>(
+    device: impl AsRef<Path>,
+    extents: impl IntoIterator<Item = Range<u64>>,
+    opts: Options,
+    until: Until,
+    source: impl FnMut(u64, &mut [u8]) -> Result<(), E>,
+) -> Result<Totals, E> {
+    let walk = Walk::Many(Box::new(extents.into_iter()), until);
+    run(
+        device.as_ref(),
+        walk,
+        opts,
+        Direction::ToDevice,
+        writer(source),
+    )
+}
+
+fn reader<E>(
+    mut sink: impl FnMut(u64, &[u8]) -> Result<(), E>,
+) -> impl FnMut(Io<'_>) -> Result<(), E> {
+    move |io| match io {
+        Io::Got(lba, data) => sink(lba, data),
+        Io::Fill(..) => Ok(()),
+    }
+}
+
+fn writer<E>(
+    mut source: impl FnMut(u64, &mut [u8]) -> Result<(), E>,
+) -> impl FnMut(Io<'_>) -> Result<(), E> {
+    move |io| match io {
+        Io::Fill(lba, buf) => source(lba, buf),
+        Io::Got(..) => Ok(()),
+    }
+}
+
+/// What a stream walks: one range (checked whole before any IO), or
+/// extents with limits.
+enum Walk<'a> {
+    Once(Range<u64>),
+    Many(Box<dyn Iterator<Item = Range<u64>> + 'a>, Until),
 }
 
 /// Reads the blocks `blocks` of `device` into `out`, in order. sgmap errors
@@ -279,6 +642,9 @@ struct Pending {
     tries: u32,
 }
 
+/// The transfers an engine walks.
+type Steps<'a> = Transfers<Box<dyn Iterator<Item = Range<u64>> + 'a>>;
+
 /// The checked plan of a stream.
 #[derive(Debug)]
 struct Plan {
@@ -288,6 +654,7 @@ struct Plan {
     depth: usize,
     dir: Direction,
     timeout: Duration,
+    device_blocks: u64,
 }
 
 impl Plan {
@@ -319,15 +686,43 @@ impl Plan {
         Ok(())
     }
 
-    fn blocks_at(&self, next: u64, end: u64) -> u32 {
+    /// The transfers of `walk`, in this plan's transfer size.
+    fn transfers<'a>(&self, walk: Walk<'a>) -> Steps<'a> {
         // chunk_blocks fits a u32: it comes from a transfer length < 4 GiB.
-        (end - next).min(self.chunk_blocks) as u32
+        let chunk = self.chunk_blocks as u32;
+        match walk {
+            Walk::Once(r) => Transfers::new(
+                Box::new(std::iter::once(r)) as Box<dyn Iterator<Item = Range<u64>>>,
+                chunk,
+                self.block,
+                Until::none(),
+            ),
+            Walk::Many(extents, until) => Transfers::new(extents, chunk, self.block, until),
+        }
+    }
+
+    /// The next transfer of `steps`, refused when it leaves the device.
+    fn next(&self, steps: &mut Steps<'_>) -> Result<Option<(u64, u32)>> {
+        let Some((lba, blocks)) = steps.next() else {
+            return Ok(None);
+        };
+        match lba.checked_add(u64::from(blocks)) {
+            Some(end) if end <= self.device_blocks => Ok(Some((lba, blocks))),
+            _ => Err(self.invalid(
+                "stream",
+                format!(
+                    "a transfer of {blocks} blocks at LBA {lba} is not within the device's {} blocks; \
+                     give extents that end by LBA {}",
+                    self.device_blocks, self.device_blocks
+                ),
+            )),
+        }
     }
 }
 
 fn run<E: From<Error>>(
     path: &Path,
-    range: Range<u64>,
+    walk: Walk<'_>,
     opts: Options,
     dir: Direction,
     mut io: impl FnMut(Io<'_>) -> Result<(), E>,
@@ -346,12 +741,14 @@ fn run<E: From<Error>>(
         command: what.into(),
         reason,
     };
-    if range.start > range.end || range.end > cap.blocks {
-        return Err(invalid(format!(
-            "blocks {}..{} are not a range within the device's {} blocks",
-            range.start, range.end, cap.blocks
-        ))
-        .into());
+    if let Walk::Once(range) = &walk {
+        if range.start > range.end || range.end > cap.blocks {
+            return Err(invalid(format!(
+                "blocks {}..{} are not a range within the device's {} blocks",
+                range.start, range.end, cap.blocks
+            ))
+            .into());
+        }
     }
     if opts.depth == 0 {
         return Err(
@@ -377,6 +774,7 @@ fn run<E: From<Error>>(
         depth: opts.depth,
         dir,
         timeout: opts.timeout,
+        device_blocks: cap.blocks,
     };
     match opts.mode {
         StreamMode::Mmap => {
@@ -406,12 +804,14 @@ fn run<E: From<Error>>(
                     .into());
             }
             plan.chunk_blocks = plan.chunk_blocks.min((granted / block) as u64);
-            run_pool(&plan, pool, range, &mut io)
+            let mut walk = plan.transfers(walk);
+            run_pool(&plan, pool, &mut walk, &mut io)
         }
         mode => {
             plan.depth = plan.depth.min(MAX_IN_FLIGHT);
             let direct = mode == StreamMode::Direct;
-            run_queue(&plan, Queue::new(dev)?, direct, range, &mut io)
+            let mut walk = plan.transfers(walk);
+            run_queue(&plan, Queue::new(dev)?, direct, &mut walk, &mut io)
         }
     }
 }
@@ -420,7 +820,7 @@ fn run_queue<E: From<Error>>(
     plan: &Plan,
     mut q: Queue,
     direct: bool,
-    range: Range<u64>,
+    walk: &mut Steps<'_>,
     io: &mut impl FnMut(Io<'_>) -> Result<(), E>,
 ) -> Result<Totals, E> {
     let requested = if direct { Mode::Direct } else { Mode::Indirect };
@@ -435,10 +835,19 @@ fn run_queue<E: From<Error>>(
         }
     };
     let mut pending: VecDeque<Pending> = VecDeque::with_capacity(plan.depth);
-    let mut next = range.start;
+    // A transfer refused before it was sent: reported once those before it
+    // were delivered.
+    let mut refused: Option<Error> = None;
     loop {
-        while pending.len() < plan.depth && next < range.end {
-            let blocks = plan.blocks_at(next, range.end);
+        while refused.is_none() && pending.len() < plan.depth {
+            let (next, blocks) = match plan.next(walk) {
+                Ok(Some(t)) => t,
+                Ok(None) => break,
+                Err(e) => {
+                    refused = Some(e);
+                    break;
+                }
+            };
             let mut buf = buffer(&mut spare, blocks as usize * plan.block);
             let payload = if plan.dir == Direction::ToDevice {
                 io(Io::Fill(next, &mut buf))?;
@@ -454,7 +863,6 @@ fn run_queue<E: From<Error>>(
                 blocks,
                 tries: 0,
             });
-            next += u64::from(blocks);
         }
         let Some(mut p) = pending.pop_front() else {
             break;
@@ -481,6 +889,9 @@ fn run_queue<E: From<Error>>(
             }
         }
     }
+    if let Some(e) = refused {
+        return Err(e.into());
+    }
     totals.peak_in_flight = q.peak_in_flight();
     Ok(totals)
 }
@@ -493,15 +904,17 @@ fn queue_command(plan: &Plan, lba: u64, blocks: u32, direct: bool) -> Result<Com
 fn run_pool<E: From<Error>>(
     plan: &Plan,
     mut pool: Pool,
-    range: Range<u64>,
+    walk: &mut Steps<'_>,
     io: &mut impl FnMut(Io<'_>) -> Result<(), E>,
 ) -> Result<Totals, E> {
     let full = plan.chunk_blocks as usize * plan.block;
     let mut totals = Totals::new(Mode::Mmap, full, pool.len());
     let mut pending: VecDeque<Pending> = VecDeque::with_capacity(pool.len());
-    let mut next = range.start;
     // The data of a write repeated after a UNIT ATTENTION.
     let mut again: Option<(Pending, Vec<u8>)> = None;
+    // A transfer refused before it was sent: reported once those before it
+    // were delivered.
+    let mut refused: Option<Error> = None;
     loop {
         if let Some((mut p, data)) = again.take() {
             let Some(mut lease) = pool.lease() else {
@@ -517,11 +930,18 @@ fn run_pool<E: From<Error>>(
             p.tries += 1;
             pending.push_front(p);
         }
-        while pending.len() < pool.len() && next < range.end {
+        while refused.is_none() && pending.len() < pool.len() {
             let Some(mut lease) = pool.lease() else {
                 break;
             };
-            let blocks = plan.blocks_at(next, range.end);
+            let (next, blocks) = match plan.next(walk) {
+                Ok(Some(t)) => t,
+                Ok(None) => break,
+                Err(e) => {
+                    refused = Some(e);
+                    break;
+                }
+            };
             let len = blocks as usize * plan.block;
             if plan.dir == Direction::ToDevice {
                 let Some(buf) = lease.buffer_mut() else {
@@ -542,7 +962,6 @@ fn run_pool<E: From<Error>>(
                 blocks,
                 tries: 0,
             });
-            next += u64::from(blocks);
         }
         let Some(p) = pending.pop_front() else {
             break;
@@ -566,6 +985,9 @@ fn run_pool<E: From<Error>>(
         if plan.dir == Direction::FromDevice {
             io(Io::Got(p.lba, done.data()))?;
         }
+    }
+    if let Some(e) = refused {
+        return Err(e.into());
     }
     totals.peak_in_flight = pool.peak_in_flight();
     Ok(totals)
@@ -618,5 +1040,132 @@ mod tests {
         let names: Vec<_> = StreamMode::ALL.iter().map(|m| m.to_string()).collect();
         assert_eq!(names, ["mmap", "direct", "indirect"]);
         assert_eq!(StreamMode::Indirect.mode(), Mode::Indirect);
+    }
+
+    fn all<I: Iterator<Item = Range<u64>>>(t: Transfers<I>) -> Vec<(u64, u32)> {
+        t.collect()
+    }
+
+    #[test]
+    fn transfers_cut_each_extent_and_keep_going_across_them() {
+        let t = Transfers::new([0..10, 10..10, 40..43], 4, 512, Until::none());
+        assert_eq!(all(t), [(0, 4), (4, 4), (8, 2), (40, 3)]);
+        // One range, as read() walks it; an empty one gives nothing.
+        assert_eq!(
+            all(Transfers::new(std::iter::once(5..5), 8, 512, Until::none())),
+            []
+        );
+        // A transfer size of 0 counts as one block.
+        assert_eq!(
+            all(Transfers::new(std::iter::once(0..2), 0, 512, Until::none())),
+            [(0, 1), (1, 1)]
+        );
+    }
+
+    #[test]
+    fn a_cycle_wraps_with_the_same_lbas_each_pass() {
+        // A span of one transfer: the same blocks every time.
+        let same = Transfers::new(
+            std::iter::repeat(64..80),
+            16,
+            512,
+            Until::none().commands(4),
+        );
+        assert_eq!(all(same), [(64, 16); 4]);
+        // A span that is not whole transfers: the last of each pass is short.
+        let mut t = Transfers::new(std::iter::repeat(0..10), 4, 512, Until::none().commands(7));
+        let got: Vec<_> = t.by_ref().collect();
+        assert_eq!(
+            got,
+            [(0, 4), (4, 4), (8, 2), (0, 4), (4, 4), (8, 2), (0, 4)]
+        );
+        assert_eq!((t.commands(), t.blocks(), t.timed_out()), (7, 24, false));
+        // Done stays done.
+        assert_eq!(t.next(), None);
+    }
+
+    #[test]
+    fn a_byte_limit_shortens_the_last_transfer_to_whole_blocks() {
+        let until = Until::none().bytes(5 * 512 + 100);
+        let t = Transfers::new(std::iter::repeat(0..3), 2, 512, until);
+        assert_eq!(all(t), [(0, 2), (2, 1), (0, 2)]);
+        // The lower of two limits counts, whichever kind.
+        let until = Until::none().bytes(1 << 20).commands(9).commands(2);
+        assert_eq!(until.command_limit(), Some(2));
+        assert_eq!(
+            all(Transfers::new(std::iter::repeat(0..8), 8, 4096, until)),
+            [(0, 8), (0, 8)]
+        );
+        let until = Until::none().commands(100).bytes(4096 * 3);
+        assert_eq!(
+            all(Transfers::new(std::iter::repeat(0..8), 2, 4096, until)),
+            [(0, 2), (2, 1)]
+        );
+        // Less than a block moves nothing.
+        let until = Until::none().bytes(100);
+        assert_eq!(
+            all(Transfers::new(std::iter::once(0..8), 2, 512, until)),
+            []
+        );
+    }
+
+    #[test]
+    fn a_deadline_stops_the_sequence_and_says_so() {
+        let past = Instant::now();
+        let mut t = Transfers::new(
+            std::iter::repeat(0..8),
+            4,
+            512,
+            Until::none().deadline(past),
+        );
+        assert_eq!(t.next(), None);
+        assert!(t.timed_out());
+        // Endless empty extents still end at the deadline.
+        let mut empty = Transfers::new(
+            std::iter::repeat(3..3),
+            4,
+            512,
+            Until::none().runtime(Duration::from_millis(20)),
+        );
+        assert_eq!(empty.next(), None);
+        assert!(empty.timed_out());
+        // A runtime counts from the first transfer asked for, and an endless
+        // cycle really ends once it has passed.
+        let runtime = Duration::from_millis(30);
+        let t = Transfers::new(
+            std::iter::repeat(0..8),
+            8,
+            512,
+            Until::none().runtime(runtime),
+        );
+        std::thread::sleep(Duration::from_millis(40));
+        let t0 = Instant::now();
+        let mut t = t;
+        let mut n = 0u64;
+        while t.next().is_some() {
+            n += 1;
+        }
+        assert!(t0.elapsed() >= runtime, "ended before its time");
+        assert!(n > 1 && t.timed_out() && t.commands() == n);
+        // A runtime too long for the clock is no limit.
+        let long = Until::none().runtime(Duration::MAX).commands(3);
+        assert_eq!(
+            all(Transfers::new(std::iter::repeat(0..1), 1, 512, long)).len(),
+            3
+        );
+    }
+
+    #[test]
+    fn until_records_its_limits() {
+        let d = Instant::now() + Duration::from_secs(5);
+        let u = Until::none()
+            .runtime(Duration::from_secs(9))
+            .runtime(Duration::from_secs(3))
+            .deadline(d);
+        assert_eq!(u.runtime_limit(), Some(Duration::from_secs(3)));
+        assert_eq!(u.deadline_limit(), Some(d));
+        assert!(u.is_time_based() && u.is_limited());
+        assert_eq!(Until::default(), Until::none());
+        assert!(!Until::none().bytes(1).is_time_based());
     }
 }

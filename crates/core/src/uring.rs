@@ -44,6 +44,7 @@ use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use nix::errno::Errno;
+use nix::sys::eventfd::{EfdFlags, EventFd};
 use sgmap_sys as sys;
 
 use crate::buffer::DirectBuf;
@@ -342,7 +343,7 @@ pub struct BsgRing {
     ring: IoUring<squeue::Entry128, cqueue::Entry32>,
     /// The eventfd registered with the ring (IORING_REGISTER_EVENTFD),
     /// once asked for; closed after the ring.
-    event_fd: Option<OwnedFd>,
+    event_fd: Option<EventFd>,
     fd: Fd,
     origin: PathBuf,
     id: u64,
@@ -411,7 +412,7 @@ impl BsgRing {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(!opts.read_only)
-            .custom_flags(libc::O_CLOEXEC)
+            .custom_flags(nix::fcntl::OFlag::O_CLOEXEC.bits())
             .open(&node)
             .map_err(|source| Error::Open {
                 path: node.clone(),
@@ -513,7 +514,7 @@ impl BsgRing {
         let res = loop {
             match self.ring.submitter().submit_and_wait(1) {
                 Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+                Err(e) if e.raw_os_error() == Some(Errno::EINTR as i32) => {}
                 Err(e) => return Err(self.fd.os_error("io_uring_enter (probe)", errno_of(&e))),
             }
             let mut cq = self.ring.completion();
@@ -522,7 +523,7 @@ impl BsgRing {
             }
         };
         self.enters += 1;
-        if res != -libc::EOPNOTSUPP && res != -libc::ENOTTY {
+        if res != -(Errno::EOPNOTSUPP as i32) && res != -(Errno::ENOTTY as i32) {
             // EINVAL (no CDB) from 7.1+; anything else also came from a handler.
             return Ok(());
         }
@@ -617,13 +618,9 @@ impl BsgRing {
     pub fn register_event_fd(&mut self) -> Result<BorrowedFd<'_>> {
         if self.event_fd.is_none() {
             let what = "IORING_REGISTER_EVENTFD";
-            // SAFETY: eventfd(2) takes no pointers; the result is checked.
-            let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-            if raw < 0 {
-                return Err(self.fd.os_error("eventfd", Errno::last()));
-            }
-            // SAFETY: `raw` is a new fd that nothing else owns.
-            let efd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) };
+            let efd =
+                EventFd::from_value_and_flags(0, EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
+                    .map_err(|e| self.fd.os_error("eventfd", e))?;
             self.ring
                 .submitter()
                 .register_eventfd(efd.as_raw_fd())
@@ -643,10 +640,7 @@ impl BsgRing {
     /// EAGAIN means it was already zero).
     fn clear_event_fd(&self) {
         if let Some(efd) = &self.event_fd {
-            let mut n = 0u64;
-            // SAFETY: reads 8 bytes into `n`, which is 8 bytes long; the fd
-            // is the ring's own eventfd, opened non-blocking.
-            let _ = unsafe { libc::read(efd.as_raw_fd(), std::ptr::addr_of_mut!(n).cast(), 8) };
+            let _ = efd.read();
         }
     }
 
@@ -1160,7 +1154,7 @@ fn user_data(slot: usize, ticket: Ticket) -> u64 {
 }
 
 fn errno_of(e: &std::io::Error) -> Errno {
-    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+    Errno::from_raw(e.raw_os_error().unwrap_or(Errno::EIO as i32))
 }
 
 /// `Linux 7.2.7`: the running kernel, for error messages.
@@ -1202,7 +1196,10 @@ fn ring_setup_error(node: &Path, source: std::io::Error) -> Error {
 fn dma_mask(node: &Path) -> usize {
     let read = || -> Option<usize> {
         let meta = std::fs::metadata(node).ok()?;
-        let (maj, min) = (libc::major(meta.rdev()), libc::minor(meta.rdev()));
+        let (maj, min) = (
+            nix::sys::stat::major(meta.rdev()),
+            nix::sys::stat::minor(meta.rdev()),
+        );
         let dev = Path::new(SYSFS_ROOT).join(format!("dev/char/{maj}:{min}/device/block"));
         let disk = std::fs::read_dir(dev).ok()?.flatten().next()?.path();
         let text = std::fs::read_to_string(disk.join("queue/dma_alignment")).ok()?;
@@ -1235,7 +1232,10 @@ pub fn bsg_node(path: impl AsRef<Path>) -> Result<PathBuf> {
                 .into(),
         });
     };
-    let (maj, min) = (libc::major(meta.rdev()), libc::minor(meta.rdev()));
+    let (maj, min) = (
+        nix::sys::stat::major(meta.rdev()),
+        nix::sys::stat::minor(meta.rdev()),
+    );
     let sysdev = Path::new(SYSFS_ROOT).join(format!("dev/{class}/{maj}:{min}"));
     let subsystem = std::fs::read_link(sysdev.join("subsystem"))
         .ok()

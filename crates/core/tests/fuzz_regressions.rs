@@ -51,8 +51,8 @@ fn every_fuzz_target_has_a_body() {
         .filter_map(|p| Some(p.file_stem()?.to_str()?.to_owned()))
         .collect();
     on_disk.sort();
-    // `capi_args` is replayed by tests/fuzz_capi_regressions.rs, which
-    // compiles the C API's source in.
+    // `capi_args` is replayed by crates/capi/tests/fuzz_capi_regressions.rs,
+    // against the C API's rlib.
     let mut bodies: Vec<String> = fuzz_bodies::TARGETS
         .iter()
         .map(|(name, _)| name.to_string())

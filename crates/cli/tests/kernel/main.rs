@@ -43,6 +43,19 @@ fn main() -> std::process::ExitCode {
             uring_write_verify,
         ),
         KernelTest::scsi_debug(
+            "runtime_cycles_the_span_at_depth_1_and_16_in_every_sg_mode",
+            runtime_sg_modes,
+        ),
+        KernelTest::scsi_debug_on_linux(
+            "uring_runtime_cycles_the_span_at_depth_1_and_16",
+            V7_1,
+            runtime_uring,
+        ),
+        KernelTest::scsi_debug(
+            "runtime_and_span_limits_stop_at_the_first_and_refuse_files",
+            runtime_limits,
+        ),
+        KernelTest::scsi_debug(
             "auto_mode_reports_the_transport_that_ran",
             auto_reports_the_transport,
         ),
@@ -506,8 +519,12 @@ fn errors(ctx: &Ctx) -> Result<(), Failed> {
         &[d, "read", "at most 16"],
     )?;
     fails_with(
-        &["read", d, "--depth", "4", "--span", "64k", "--count", "8"],
-        &[d, "--span", "--depth 1"],
+        &["read", d, "--span", "1000", "--count", "8"],
+        &[d, "read", "--span 1000", "whole"],
+    )?;
+    fails_with(
+        &["read", d, "--runtime", "1s", "--out", "/tmp/sgmap-never"],
+        &[d, "read", "--runtime", "--out"],
     )?;
     let missing = Path::new("/nonexistent/in.bin");
     fails_with(
@@ -687,6 +704,359 @@ fn bench(ctx: &Ctx) -> Result<(), Failed> {
 }
 
 /// The first kernel with SCSI passthrough through io_uring on bsg.
+/// The time-based runs' region: 64 KiB at 90 MiB, transfers of 16 KiB.
+const RT_OFFSET: u64 = 90 << 20;
+const RT_SPAN: u64 = 64 << 10;
+const RT_BS: u64 = 16 << 10;
+/// The runtime asked for, and the generous bound a run must end within.
+const RT_ASK: &str = "300ms";
+const RT_ASK_S: f64 = 0.3;
+const RT_BOUND_S: f64 = 20.0;
+
+/// Fills the time-based region with the test kit's pattern of `seed` (other
+/// bytes than `sgmap write --seed` puts there); returns them.
+fn fill_region(ctx: &Ctx, seed: u64, block: usize) -> Result<Vec<u8>, Failed> {
+    let dir = scratch("rt-fill")?;
+    let mut data = vec![0u8; RT_SPAN as usize];
+    pattern(seed, RT_OFFSET / block as u64, block, &mut data);
+    let input = dir.join("in");
+    std::fs::write(&input, &data).map_err(|e| format!("write {}: {e}", input.display()))?;
+    json(&[
+        "write",
+        dev(ctx),
+        "--mode",
+        "indirect",
+        "--bs",
+        "64k",
+        "--offset",
+        &RT_OFFSET.to_string(),
+        "--in",
+        input.to_str().unwrap_or_default(),
+        "--json",
+    ])?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(data)
+}
+
+/// The bytes of the time-based region now, read once through mmap.
+fn region_now(ctx: &Ctx, name: &str) -> Result<Vec<u8>, Failed> {
+    let dir = scratch(name)?;
+    let out = dir.join("out");
+    read_to(
+        ctx,
+        &RT_OFFSET.to_string(),
+        RT_SPAN as usize,
+        &out,
+        &["--mode", "mmap"],
+    )?;
+    let got = std::fs::read(&out).map_err(|e| format!("read {}: {e}", out.display()))?;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(got)
+}
+
+/// Checks the report of a run of `--runtime RT_ASK` over `span` bytes in
+/// `mode` (`modes_seen` key `seen`) at `depth`: time-based, ended by the
+/// clock, ran at least the time asked and less than the bound, cycled (more
+/// commands than one pass), every command a full transfer in that mode,
+/// verified.
+fn check_timed(v: &Value, what: &str, seen: &str, depth: u64, span: u64) -> Result<u64, Failed> {
+    ensure_eq(
+        v["time_based"].as_bool(),
+        Some(true),
+        format!("{what}: time_based"),
+    )?;
+    ensure_eq(
+        v["ended_by"].as_str(),
+        Some("runtime"),
+        format!("{what}: ended_by"),
+    )?;
+    ensure_eq(v["depth"].as_u64(), Some(depth), format!("{what}: depth"))?;
+    ensure_eq(
+        v["verified"].as_bool(),
+        Some(true),
+        format!("{what}: verified"),
+    )?;
+    let asked = f(&v["runtime_requested_s"], "runtime_requested_s")?;
+    ensure(
+        (asked - RT_ASK_S).abs() < 1e-9,
+        format!("{what}: runtime asked {asked}"),
+    )?;
+    let secs = f(&v["seconds"], "seconds")?;
+    ensure(
+        (RT_ASK_S..RT_BOUND_S).contains(&secs),
+        format!("{what}: ran {secs} s for a runtime of {RT_ASK}"),
+    )?;
+    let commands = u(&v["commands"], "commands")?;
+    ensure(
+        commands > span / RT_BS,
+        format!(
+            "{what}: {commands} commands is not more than one pass over the span ({})",
+            span / RT_BS
+        ),
+    )?;
+    ensure_eq(
+        u(&v["bytes"], "bytes")?,
+        commands * RT_BS,
+        format!("{what}: bytes of full transfers"),
+    )?;
+    ensure_eq(
+        u(&v["modes_seen"][seen], "modes_seen")?,
+        commands,
+        format!("{what}: every command ran {seen}"),
+    )?;
+    Ok(commands)
+}
+
+/// `--runtime` at depth 1 and 16 in `modes`: reads over the span (and over
+/// one transfer) cycle, verified through a second fd against what is on the
+/// disk; writes of the pattern cycle and leave on the disk exactly what one
+/// plain pass of the same pattern leaves.
+fn runtime_in(ctx: &Ctx, modes: &[&str]) -> Result<(), Failed> {
+    let info = json(&["info", dev(ctx), "--json"])?;
+    let block = u(&info["capacity"]["block_size"], "block size")? as usize;
+    let offset = RT_OFFSET.to_string();
+    // What one plain, verified pass of the pattern of seed 31 leaves.
+    json(&[
+        "write",
+        dev(ctx),
+        "--bs",
+        "16k",
+        "--size",
+        "64k",
+        "--offset",
+        &offset,
+        "--seed",
+        "31",
+        "--verify",
+        "--json",
+    ])?;
+    let want = region_now(ctx, "rt-want")?;
+    for mode in modes {
+        let seen = if *mode == "uring" { "direct" } else { mode };
+        for depth in [1u64, 16] {
+            let d = depth.to_string();
+            let noise = fill_region(ctx, 40 + depth, block)?;
+            ensure(noise != want, "the noise differs from the pattern")?;
+            for span in [RT_SPAN, RT_BS] {
+                let what = format!("read {mode} depth {depth} span {span}");
+                let r = json(&[
+                    "read",
+                    dev(ctx),
+                    "--mode",
+                    mode,
+                    "--depth",
+                    &d,
+                    "--bs",
+                    "16k",
+                    "--offset",
+                    &offset,
+                    "--span",
+                    &span.to_string(),
+                    "--runtime",
+                    RT_ASK,
+                    "--verify",
+                    "--json",
+                ])?;
+                let n = check_timed(&r, &what, seen, depth, span)?;
+                ensure_eq(r["span"].as_u64(), Some(span), format!("{what}: span"))?;
+                println!("{what}: {n} commands in {} s", r["seconds"]);
+            }
+            let what = format!("write {mode} depth {depth}");
+            let w = json(&[
+                "write",
+                dev(ctx),
+                "--mode",
+                mode,
+                "--depth",
+                &d,
+                "--bs",
+                "16k",
+                "--offset",
+                &offset,
+                "--span",
+                "64k",
+                "--runtime",
+                RT_ASK,
+                "--seed",
+                "31",
+                "--verify",
+                "--json",
+            ])?;
+            let n = check_timed(&w, &what, seen, depth, RT_SPAN)?;
+            println!("{what}: {n} commands in {} s", w["seconds"]);
+            let got = region_now(ctx, "rt-got")?;
+            if let Some(i) = got.iter().zip(&want).position(|(a, b)| a != b) {
+                return Err(format!(
+                    "{what}: byte {i} of the span differs from one plain pass of the pattern"
+                )
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn runtime_sg_modes(ctx: &Ctx) -> Result<(), Failed> {
+    runtime_in(ctx, &MODES)
+}
+
+fn runtime_uring(ctx: &Ctx) -> Result<(), Failed> {
+    runtime_in(ctx, &["uring"])
+}
+
+/// --runtime with --count or --size stops at whichever comes first; --span
+/// with neither makes one pass; --span with --count cycles at depth; the
+/// clock never cuts a transfer; --runtime refuses --in and --out.
+fn runtime_limits(ctx: &Ctx) -> Result<(), Failed> {
+    let info = json(&["info", dev(ctx), "--json"])?;
+    let block = u(&info["capacity"]["block_size"], "block size")? as usize;
+    fill_region(ctx, 50, block)?;
+    let d = dev(ctx);
+    let offset = RT_OFFSET.to_string();
+    let base = ["--bs", "16k", "--offset", &offset, "--verify", "--json"];
+    let run = |extra: &[&str]| -> Result<Value, Failed> {
+        let mut args = vec!["read", d];
+        args.extend_from_slice(&base);
+        args.extend_from_slice(extra);
+        json(&args)
+    };
+    for mode in ["mmap", "direct", "indirect"] {
+        for depth in ["1", "16"] {
+            let what = format!("{mode} depth {depth}");
+            let m = ["--mode", mode, "--depth", depth];
+            // The count comes long before ten seconds.
+            let r = run(&[
+                &m[..],
+                &["--span", "64k", "--runtime", "10s", "--count", "7"],
+            ]
+            .concat())?;
+            ensure_eq(
+                u(&r["commands"], "commands")?,
+                7,
+                format!("{what}: --count 7"),
+            )?;
+            ensure_eq(
+                r["ended_by"].as_str(),
+                Some("count"),
+                format!("{what}: ended_by"),
+            )?;
+            ensure_eq(
+                r["time_based"].as_bool(),
+                Some(true),
+                format!("{what}: time_based"),
+            )?;
+            ensure(
+                f(&r["seconds"], "seconds")? < 10.0,
+                format!("{what}: --count 7 waited for the clock: {r}"),
+            )?;
+            // The size: 40 KiB is two transfers and a half one.
+            let r = run(&[
+                &m[..],
+                &["--span", "32k", "--runtime", "10s", "--size", "40k"],
+            ]
+            .concat())?;
+            ensure_eq(
+                u(&r["bytes"], "bytes")?,
+                40 << 10,
+                format!("{what}: --size 40k"),
+            )?;
+            ensure_eq(
+                u(&r["commands"], "commands")?,
+                3,
+                format!("{what}: commands"),
+            )?;
+            ensure_eq(
+                r["ended_by"].as_str(),
+                Some("size"),
+                format!("{what}: ended_by"),
+            )?;
+            // --span alone: one pass.
+            let r = run(&[&m[..], &["--span", "64k"]].concat())?;
+            ensure_eq(
+                u(&r["commands"], "commands")?,
+                4,
+                format!("{what}: one pass"),
+            )?;
+            ensure_eq(
+                r["ended_by"].as_str(),
+                Some("end"),
+                format!("{what}: ended_by"),
+            )?;
+            ensure_eq(
+                r["time_based"].as_bool(),
+                Some(false),
+                format!("{what}: time_based"),
+            )?;
+            // --span with --count cycles, at every depth: 64 transfers of the
+            // same 16 KiB.
+            let r = run(&[&m[..], &["--span", "16k", "--count", "64"]].concat())?;
+            ensure_eq(
+                u(&r["commands"], "commands")?,
+                64,
+                format!("{what}: --count 64"),
+            )?;
+            ensure_eq(
+                u(&r["bytes"], "bytes")?,
+                64 * RT_BS,
+                format!("{what}: bytes"),
+            )?;
+            ensure_eq(
+                r["ended_by"].as_str(),
+                Some("count"),
+                format!("{what}: ended_by"),
+            )?;
+            // --runtime without --span cycles over --size: one pass comes first.
+            let r = run(&[&m[..], &["--size", "48k", "--runtime", "10s"]].concat())?;
+            ensure_eq(
+                u(&r["commands"], "commands")?,
+                3,
+                format!("{what}: --size 48k"),
+            )?;
+            ensure_eq(
+                r["ended_by"].as_str(),
+                Some("size"),
+                format!("{what}: ended_by"),
+            )?;
+        }
+    }
+    // The text form says it was time-based.
+    let out = sgmap(&[
+        "read",
+        d,
+        "--bs",
+        "16k",
+        "--offset",
+        &offset,
+        "--span",
+        "16k",
+        "--runtime",
+        "100ms",
+        "--depth",
+        "4",
+    ])?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    ensure(
+        out.status.success()
+            && text.contains("time-based: --runtime 0.100 s")
+            && text.contains("ended by the runtime"),
+        format!(
+            "text report: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )?;
+    fails_with(
+        &["write", d, "--runtime", "1s", "--in", "/tmp/sgmap-never"],
+        &[d, "write", "--runtime", "--in"],
+    )?;
+    // A runtime of nothing is a usage error, from the argument parser.
+    let out = sgmap(&["read", d, "--runtime", "0s"])?;
+    ensure(
+        out.status.code() == Some(2)
+            && String::from_utf8_lossy(&out.stderr).contains("more than zero"),
+        format!("--runtime 0s: {out:?}"),
+    )
+}
+
 const V7_1: (u32, u32) = (7, 1);
 
 fn release() -> String {

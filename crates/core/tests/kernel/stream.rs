@@ -3,13 +3,15 @@
 
 use std::ops::Range;
 
-use sgmap::stream::{self, Options, StreamMode, Totals};
+use std::time::{Duration, Instant};
+
+use sgmap::stream::{self, Options, StreamMode, Totals, Transfers, Until};
 use sgmap::{Error, Mode, ScsiErrorKind};
 use sgmap_testkit::{ensure, ensure_eq, pattern, Ctx, Failed, KernelTest, Knob};
 
 use crate::common::open;
 
-pub(crate) const TESTS: [KernelTest; 5] = [
+pub(crate) const TESTS: [KernelTest; 7] = [
     KernelTest::scsi_debug(
         "stream_integrity_every_mode_depth_and_transfer_in_order",
         every_mode,
@@ -29,6 +31,14 @@ pub(crate) const TESTS: [KernelTest; 5] = [
     KernelTest::device(
         "stream_refuses_bad_ranges_sizes_and_depths_and_writes_to_a_writer",
         refusals,
+    ),
+    KernelTest::scsi_debug(
+        "stream_cycle_keeps_depth_in_flight_across_wraps_until_its_limit",
+        cycle_keeps_depth,
+    ),
+    KernelTest::scsi_debug(
+        "stream_cycle_writes_rewrite_the_span_and_extents_leaving_the_device_are_refused",
+        cycle_writes,
     ),
 ];
 
@@ -378,4 +388,187 @@ fn refusals(ctx: &Ctx) -> Result<(), Failed> {
     open(ctx)?.read_blocks(0, &mut want, sgmap::BlockIo::indirect())?;
     ensure(out == want, "writer got the device's bytes")?;
     ensure_eq(t.mode, Mode::Direct, "mode")
+}
+
+/// Checks every delivery of a read cycling over `span` against the pattern
+/// of `seed`, in the order [`Transfers`] walks it.
+fn check_cycle(
+    seed: u64,
+    block: usize,
+    want: &mut Transfers<std::iter::Repeat<Range<u64>>>,
+    lba: u64,
+    data: &[u8],
+) -> Result<(), Error> {
+    let fail = |reason: String| Error::InvalidRequest {
+        device: "test".into(),
+        command: "check".into(),
+        reason,
+    };
+    let (at, blocks) = want
+        .next()
+        .ok_or_else(|| fail("a delivery past the walk's end".into()))?;
+    if (lba, data.len()) != (at, blocks as usize * block) {
+        return Err(fail(format!(
+            "delivered {} bytes at LBA {lba}, expected {blocks} blocks at {at}",
+            data.len()
+        )));
+    }
+    let mut scratch = vec![0u8; data.len()];
+    pattern(seed, lba, block, &mut scratch);
+    if let Some(i) = data.iter().zip(&scratch).position(|(a, b)| a != b) {
+        return Err(fail(format!("LBA {lba}: first difference at byte {i}")));
+    }
+    Ok(())
+}
+
+/// Over a span of one transfer, a cycling stream at depth 8 keeps eight
+/// commands in flight across every wrap-around (the queue's or pool's
+/// peak), delivers the right bytes each time, stops at its command limit;
+/// and with latency, in the same time, a depth-8 cycle finishes several
+/// times the commands a depth-1 cycle does.
+fn cycle_keeps_depth(ctx: &Ctx) -> Result<(), Failed> {
+    let block = open(ctx)?.block_size()? as usize;
+    let transfer = 8 * block;
+    let span = blocks(block, 20 << 20, transfer as u64);
+    write_pattern(
+        &ctx.device,
+        span.clone(),
+        Options::new(StreamMode::Indirect),
+        8300,
+        block,
+    )?;
+    let _latency = Knob::latency_ns(1_000_000)?;
+    for mode in StreamMode::ALL {
+        let opts = Options::new(mode).transfer_bytes(transfer).depth(8);
+        let until = Until::none().commands(64);
+        let mut want = Transfers::new(std::iter::repeat(span.clone()), 8, block, until);
+        let t = stream::read_extents(
+            &ctx.device,
+            std::iter::repeat(span.clone()),
+            opts,
+            until,
+            |lba, data: &[u8]| check_cycle(8300, block, &mut want, lba, data),
+        )?;
+        ensure_eq(t.commands, 64, format!("{mode}: the command limit"))?;
+        ensure_eq(t.bytes, 64 * transfer as u64, format!("{mode}: bytes"))?;
+        ensure_eq(t.depth, 8, format!("{mode}: depth"))?;
+        ensure_eq(
+            t.peak_in_flight,
+            8,
+            format!("{mode}: eight in flight over a span of one transfer"),
+        )?;
+        ensure_eq(
+            want.next(),
+            None,
+            format!("{mode}: every transfer delivered"),
+        )?;
+        // The same time for depth 1 and 8: the deeper run does more.
+        let runtime = Duration::from_millis(300);
+        let mut counts = [0u64; 2];
+        for (i, depth) in [1usize, 8].into_iter().enumerate() {
+            let t0 = Instant::now();
+            let t = stream::read_extents(
+                &ctx.device,
+                std::iter::repeat(span.clone()),
+                opts.depth(depth),
+                Until::none().runtime(runtime),
+                |_, _: &[u8]| Ok::<(), Error>(()),
+            )?;
+            let took = t0.elapsed();
+            ensure(
+                took >= runtime && took < Duration::from_secs(20),
+                format!("{mode} depth {depth}: a run of {runtime:?} took {took:?}"),
+            )?;
+            ensure_eq(t.bytes, t.commands * transfer as u64, "whole transfers")?;
+            counts[i] = t.commands;
+        }
+        println!(
+            "{mode}: {} commands at depth 1, {} at depth 8 in {runtime:?} with 1 ms latency",
+            counts[0], counts[1]
+        );
+        ensure(
+            counts[1] >= 2 * counts[0] && counts[0] > 0,
+            format!(
+                "{mode}: depth 8 ran {} commands against {} at depth 1: the pipeline drained at the wraps",
+                counts[1], counts[0]
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+/// A cycling write over a span of two and a half transfers fills in the
+/// walk's order, rewrites the same pattern each pass and stops at its byte
+/// limit; an extent that leaves the device is refused after the transfers
+/// before it were delivered.
+fn cycle_writes(ctx: &Ctx) -> Result<(), Failed> {
+    let dev = open(ctx)?;
+    let cap = dev.read_capacity()?;
+    let block = cap.block_size as usize;
+    drop(dev);
+    let transfer = 8 * block;
+    let span = blocks(block, 21 << 20, 20 * block as u64);
+    for (i, mode) in StreamMode::ALL.into_iter().enumerate() {
+        let seed = 8400 + i as u64;
+        // Seven passes of 8 + 8 + 4 blocks, then 8 and a last transfer
+        // shortened from 8 blocks to 4 by the limit.
+        let limit = (7 * 20 + 12) * block as u64;
+        let until = Until::none().bytes(limit);
+        let mut want = Transfers::new(std::iter::repeat(span.clone()), 8, block, until);
+        let t = stream::write_extents(
+            &ctx.device,
+            std::iter::repeat(span.clone()),
+            Options::new(mode).transfer_bytes(transfer).depth(6),
+            until,
+            |lba, buf: &mut [u8]| {
+                let at = want.next();
+                if at != Some((lba, (buf.len() / block) as u32)) {
+                    return Err(Error::InvalidRequest {
+                        device: ctx.device.clone(),
+                        command: "fill".into(),
+                        reason: format!(
+                            "asked to fill {} bytes at {lba}, expected {at:?}",
+                            buf.len()
+                        ),
+                    });
+                }
+                pattern(seed, lba, block, buf);
+                Ok(())
+            },
+        )?;
+        ensure_eq(t.bytes, limit, format!("{mode}: the byte limit"))?;
+        ensure_eq(t.commands, 7 * 3 + 2, format!("{mode}: commands"))?;
+        ensure_eq(want.next(), None, format!("{mode}: every transfer filled"))?;
+        let mut c = Checker::new(seed, block, span.start);
+        stream::read(
+            &ctx.device,
+            span.clone(),
+            Options::new(StreamMode::Indirect).transfer_bytes(transfer),
+            |lba, data: &[u8]| c.take(lba, data),
+        )?;
+        ensure_eq(c.next, span.end, format!("{mode}: the span reads back"))?;
+    }
+    // The device's last blocks, then past its end.
+    let last = cap.blocks - 8..cap.blocks;
+    let mut got = Vec::new();
+    let r = stream::read_extents(
+        &ctx.device,
+        [last.clone(), cap.blocks - 4..cap.blocks + 4],
+        Options::new(StreamMode::Direct)
+            .transfer_bytes(8 * block)
+            .depth(4),
+        Until::none(),
+        |lba, _: &[u8]| {
+            got.push(lba);
+            Ok::<(), Error>(())
+        },
+    );
+    match r {
+        Err(Error::InvalidRequest { reason, device, .. }) => {
+            ensure(reason.contains("not within the device"), reason)?;
+            ensure_eq(device, ctx.device.clone(), "error names the device")?;
+        }
+        other => return Err(format!("an extent past the end: {other:?}").into()),
+    }
+    ensure_eq(got, vec![last.start], "the extent before it was delivered")
 }
