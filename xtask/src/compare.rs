@@ -266,6 +266,7 @@ fn compare_on(ws: &Path, which: Kernel, o: &Opts, sgmap: &Path, dest: &Path) -> 
                 sd,
             )],
         },
+        crate::copy_compare::phase(sgmap, o.rounds),
     ];
     eprintln!(
         "xtask: comparing sgmap with sg_read and fio in the test bed on Linux {} ({} rounds of ~{} ms runs per contender)",
@@ -309,7 +310,11 @@ fn compare_on(ws: &Path, which: Kernel, o: &Opts, sgmap: &Path, dest: &Path) -> 
         }
     }
     let targets = evaluate(&docs);
-    let md = markdown(&docs, &targets, o, tb.version(), which.name());
+    let mut md = markdown(&docs, &targets, o, tb.version(), which.name());
+    md += &crate::copy_compare::table(&report).unwrap_or_else(|e| {
+        failed.push(crate::copy_compare::NAME);
+        format!("\n{e}\n")
+    });
     print!("{md}");
     std::fs::write(dest.join("compare.md"), &md)?;
     let all = json!({

@@ -9,6 +9,7 @@ mod bench;
 mod cli;
 mod codegen;
 mod compare;
+mod copy_compare;
 mod dist;
 mod ffi;
 mod fuzz;
