@@ -59,14 +59,16 @@ O=/run/out/{NAME}.tsv
 mkdir -p "$T"; : > "$O"
 command -v sg_dd >/dev/null && command -v sgm_dd >/dev/null || {{ echo "sg_dd or sgm_dd missing (package sg3-utils)"; exit 1; }}
 [ -x /usr/bin/cmp ] || {{ echo "/usr/bin/cmp missing (package diffutils)"; exit 1; }}
+# GNU date for nanoseconds (a busybox date prints %N as it is).
+case "$(/bin/date +%N)" in *N*|'') echo "/bin/date has no %N (nanoseconds)"; exit 1 ;; esac
 count=$(({BYTES} / {BLOCK}))
 "$S" copy if=/dev/urandom of="$D" bs=1m count=$(({BYTES} >> 20)) --quiet >/dev/null || exit 1
 # run ROUND TOOL MODE SIZE DEST CMD...: times one run, appends its line.
 run() {{
   r=$1 tool=$2 mode=$3 size=$4 dest=$5; shift 5
-  t0=$(date +%s%N)
+  t0=$(/bin/date +%s%N)
   "$@" > "$T/log" 2>&1 || {{ echo "failed: $*"; cat "$T/log"; exit 1; }}
-  t1=$(date +%s%N)
+  t1=$(/bin/date +%s%N)
   printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "$tool" "$mode" "$size" "$dest" $((t1 - t0)) >> "$O"
 }}
 for r in $(seq 1 {rounds}); do

@@ -750,6 +750,11 @@ pub(crate) fn copy(args: &CopyArgs) -> Result<()> {
             dst.block
         )));
     }
+    if dst.kind == Kind::Std && args.output.json {
+        return Err(usage(
+            "of=- writes the data to stdout, where --json goes too; pick one".into(),
+        ));
+    }
     if dst.kind == Kind::Std && ops.seek != 0 {
         return Err(usage("seek= cannot move on stdout".into()));
     }

@@ -1508,6 +1508,29 @@ fn copy_round_trips(ctx: &Ctx, modes: &[&str], tag: &str) -> Result<(), Failed> 
 
 fn copy_file_device_file(ctx: &Ctx) -> Result<(), Failed> {
     copy_round_trips(ctx, &MODES, "copy-rt")?;
+    // of=- : the data on stdout, the same bytes a file gets.
+    let dir = scratch("copy-stdout")?;
+    let file = dir.join("f");
+    let (iff, off) = (
+        format!("if={}", dev(ctx)),
+        format!("of={}", path_str(&file)),
+    );
+    copy_checked(&[&iff, &off, "bs=64k", "count=3"], 3 * 65536, "mmap")?;
+    let out = sgmap(&["copy", &iff, "of=-", "bs=64k", "count=3", "--depth", "2"])?;
+    ensure(
+        out.status.success(),
+        format!("copy of=-: {}", String::from_utf8_lossy(&out.stderr)),
+    )?;
+    let want = std::fs::read(&file).map_err(|e| format!("read {}: {e}", file.display()))?;
+    ensure(
+        out.stdout == want,
+        format!(
+            "copy of=- wrote {} bytes unlike the file's {}",
+            out.stdout.len(),
+            want.len()
+        ),
+    )?;
+    let _ = std::fs::remove_dir_all(&dir);
     // A special file as the destination: nothing to sync, not an error.
     copy_checked(
         &[
@@ -1902,6 +1925,10 @@ fn copy_refusals(ctx: &Ctx) -> Result<(), Failed> {
     needles(
         &copy_fails(&["if=-", &format!("of={d}")], None)?,
         &["no known size", "count="],
+    )?;
+    needles(
+        &copy_fails(&[&format!("if={d}"), "of=-", "count=1", "--json"], None)?,
+        &["where --json goes too"],
     )?;
     needles(
         &copy_fails(&[&format!("if={d}"), "of=-", "count=1", "--verify"], None)?,
