@@ -32,6 +32,11 @@ use crate::{print_json, progress, Failure, Output, Result};
 /// The character major of sg nodes (`SCSI_GENERIC_MAJOR`).
 const SG_MAJOR: u64 = 21;
 
+/// The major number of a device number, as glibc's `major()` splits it.
+fn dev_major(rdev: u64) -> u64 {
+    ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff)
+}
+
 /// The help after the options: the operands and what they count.
 pub(crate) const AFTER_HELP: &str = "\
 Operands (dd style, as sg_dd takes them):
@@ -218,7 +223,7 @@ impl End {
             return Ok(end);
         }
         match std::fs::metadata(&path) {
-            Ok(m) if m.file_type().is_char_device() && libc::major(m.rdev()) as u64 == SG_MAJOR => {
+            Ok(m) if m.file_type().is_char_device() && dev_major(m.rdev()) == SG_MAJOR => {
                 end.kind = Kind::Sg;
                 end.rdev = m.rdev();
                 let facts = DeviceFacts::probe(&path)?;
@@ -1274,6 +1279,17 @@ mod tests {
         ] {
             assert!(ops(bad).is_err(), "{bad:?} should be refused");
         }
+    }
+
+    #[test]
+    fn majors_split_as_glibc_does() {
+        // /dev/sg0 is 21:0, /dev/null 1:3; a large major spans both fields.
+        assert_eq!(dev_major(21 << 8), 21);
+        assert_eq!(dev_major((1 << 8) | 3), 1);
+        assert_eq!(
+            dev_major((0x1234u64 >> 12 << 44) | ((0x1234 & 0xfff) << 8)),
+            0x1234
+        );
     }
 
     #[test]

@@ -222,7 +222,7 @@ impl Sink {
             Sink::File(f, p) => f
                 .flush()
                 .and_then(|_| match f.sync_data() {
-                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => Ok(()),
                     r => r,
                 })
                 .map_err(|e| format!("cannot flush {}: {e}", p.display())),
