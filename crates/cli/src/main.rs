@@ -126,6 +126,16 @@ pub(crate) fn print_json(value: &impl serde::Serialize) -> Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // With --json a failure is a JSON document on stdout too, so a script
+    // that parses stdout gets the error instead of nothing.
+    let json = match &cli.command {
+        Cmd::List { json } | Cmd::Info { json, .. } => *json,
+        Cmd::Read(a) => a.common.output.json,
+        Cmd::Write(a) => a.common.output.json,
+        Cmd::Copy(a) => a.output.json,
+        Cmd::Bench(a) => a.output.json,
+        Cmd::Plot(_) => false,
+    };
     let result = match cli.command {
         Cmd::List { json } => info::list(json),
         Cmd::Info { device, json } => info::info(&device, json),
@@ -139,6 +149,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure(msg)) => {
             eprintln!("sgmap: error: {msg}");
+            if json {
+                println!("{}", serde_json::json!({ "error": msg }));
+            }
             ExitCode::FAILURE
         }
     }

@@ -49,7 +49,7 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let (num, unit) = t.split_at(end);
     let v: f64 = num.parse().map_err(|_| {
         format!(
-            "`{s}` is not a duration: give a number with a unit ms, s, m or h (e.g. 10s, 500ms)"
+            "`{s}` is not a duration: give seconds (10, 1.5) or a number with a unit us, ms, s, m or h (10s, 500ms)"
         )
     })?;
     let secs_per: f64 = match unit.to_ascii_lowercase().as_str() {
@@ -60,7 +60,7 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => 3600.0,
         _ => {
             return Err(format!(
-                "`{s}` has an unknown unit `{unit}`: use ms, s, m or h (e.g. 10s, 500ms)"
+                "`{s}` has an unknown unit `{unit}`: use us, ms, s, m or h, or none for seconds (10s, 500ms, 10)"
             ))
         }
     };

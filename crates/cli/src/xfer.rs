@@ -75,8 +75,9 @@ pub(crate) struct Common {
     #[arg(long, value_parser = parse_bytes)]
     pub size: Option<u64>,
     /// Commands in flight at once. 1: synchronous SG_IO; more: sgmap's
-    /// streaming helper (mmap: one mapped fd per command; direct and indirect:
-    /// the asynchronous queue on one fd, at most 16), data still in LBA order.
+    /// streaming helper (mmap: one mapped fd per command, at most 64 however
+    /// many are asked; direct and indirect: the asynchronous queue on one fd,
+    /// at most 16), data still in LBA order. The report's `depth` is what ran.
     #[arg(long, default_value_t = 1)]
     pub depth: usize,
     /// Where on the device to start, in bytes (a whole number of blocks).
@@ -85,12 +86,13 @@ pub(crate) struct Common {
     /// Cycle over this many bytes from --offset instead of moving on, at any
     /// --depth and in every --mode: with --span equal to --bs every command
     /// moves the same blocks, as sg_read does. The run goes round until
-    /// --count, --size or --runtime (the first reached) says stop; with none
-    /// of them it makes one pass over the span. The last transfer of each pass
+    /// --count or --size (one of them) or --runtime, the first reached, says
+    /// stop; with none of them it makes one pass over the span. The last transfer of each pass
     /// is shorter when --span is not a multiple of --bs. Not with --out or --in.
     #[arg(long, value_parser = parse_bytes)]
     pub span: Option<u64>,
-    /// Run for this long (10s, 500ms, 1.5s, 2m), as fio's --time_based
+    /// Run for this long (10s, 500ms, 1.5s, 2m, 100us; a bare number is
+    /// seconds), as fio's --time_based
     /// --runtime: no command starts once the time is up, those in flight
     /// finish, no transfer is cut. The run cycles over --span, else over the
     /// region from --offset (--count or --size of it, else to the device's
@@ -145,8 +147,15 @@ pub(crate) struct XferReport {
     auto_fallback: Option<String>,
     /// The bsg node io_uring drove (uring only).
     bsg_node: Option<String>,
+    /// `--bs`.
     bs: usize,
+    /// The longest transfer one command moved: `--bs`, unless `--span` or
+    /// the amount is shorter.
+    transfer_bytes: u64,
+    /// Commands kept in flight: what ran (an mmap stream opens at most 64 fds).
     depth: usize,
+    /// `--depth`.
+    depth_requested: usize,
     offset: u64,
     bytes: u64,
     commands: u64,
@@ -372,6 +381,8 @@ struct Moved {
     commands: u64,
     bytes: u64,
     modes: ModeCounts,
+    /// Commands kept in flight: what ran, which may be less than asked.
+    depth: usize,
 }
 
 /// Moves the transfers of `walk` with `c.depth` commands in flight through
@@ -451,6 +462,7 @@ fn stream_transfer(
         commands: totals.commands,
         bytes: totals.bytes,
         modes,
+        depth: totals.depth,
     })
 }
 
@@ -567,6 +579,7 @@ fn uring_transfer(
         commands,
         bytes,
         modes: session.modes(),
+        depth: c.depth,
     })
 }
 
@@ -721,11 +734,20 @@ fn transfer(
         (None, Some(s), _) => Some(s),
         (None, None, len) => len,
     };
+    if c.count == Some(0) {
+        return Err(fail(
+            "--count 0 moves nothing: give at least 1 transfer".into(),
+        ));
+    }
     if let Some(total) = amount {
         if total == 0 || total % block != 0 {
             return Err(fail(format!(
-                "{total} bytes is not a whole, non-zero number of {block}-byte blocks; \
-                 adjust --size (or pad the --in file to a multiple of {block})"
+                "{total} bytes is not a whole, non-zero number of {block}-byte blocks; adjust --size{}",
+                if file_len.is_some() {
+                    format!(" (or pad the --in file to a multiple of {block})")
+                } else {
+                    String::new()
+                }
             )));
         }
     }
@@ -865,13 +887,20 @@ fn transfer(
             commands,
             bytes,
             modes: session.modes(),
+            depth: 1,
         }
     };
     let Moved {
         commands,
         bytes: total,
         modes,
+        depth,
     } = moved;
+    // The longest transfer: --bs, unless the span or the amount is shorter.
+    let transfer = (c.bs as u64)
+        .min(region_blocks * block as u64)
+        .min(amount.unwrap_or(u64::MAX));
+    let all_full = total == commands.saturating_mul(transfer);
     // What ended it: the clock, unless the amount was reached first.
     let ended_by = match (cycles, c.count, amount) {
         (false, _, _) => "end",
@@ -900,7 +929,9 @@ fn transfer(
         auto_fallback: auto_fallback.clone(),
         bsg_node: uring.as_ref().map(|u| u.bsg_path().display().to_string()),
         bs: c.bs,
-        depth: c.depth,
+        transfer_bytes: transfer,
+        depth,
+        depth_requested: c.depth,
         offset: c.offset,
         bytes: total,
         commands,
@@ -923,12 +954,13 @@ fn transfer(
     } else {
         // With the data on stdout, the summary goes to stderr.
         let mut text = format!(
-            "{op} {} {} {} at offset {} in {commands} commands of {}: {secs:.3} s, {:.1} MB/s, {:.0} commands/s, CPU {} ms/GB; ran as: {modes}{}",
+            "{op} {} {} {} at offset {} in {commands} commands of {}{}: {secs:.3} s, {:.1} MB/s, {:.0} commands/s, CPU {} ms/GB; ran as: {modes}{}",
             human(total),
             if dir == Dir::Read { "from" } else { "to" },
             dev_name,
             c.offset,
-            human(c.bs as u64),
+            if all_full { "" } else { "up to " },
+            human(transfer),
             report.mb_per_s,
             report.commands_per_s,
             report

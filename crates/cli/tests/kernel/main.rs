@@ -1054,6 +1054,47 @@ fn runtime_limits(ctx: &Ctx) -> Result<(), Failed> {
         out.status.code() == Some(2)
             && String::from_utf8_lossy(&out.stderr).contains("more than zero"),
         format!("--runtime 0s: {out:?}"),
+    )?;
+    // The report says what ran: an mmap stream opens at most 64 fds, and a
+    // span shorter than --bs makes shorter commands.
+    let r = run(&[
+        "--mode", "mmap", "--depth", "100", "--span", "64k", "--count", "200",
+    ])?;
+    ensure_eq(
+        r["depth"].as_u64(),
+        Some(64),
+        "mmap depth 100: depth that ran",
+    )?;
+    ensure_eq(
+        r["depth_requested"].as_u64(),
+        Some(100),
+        "mmap depth 100: depth asked",
+    )?;
+    let r = run(&["--span", "8k", "--count", "5"])?;
+    ensure_eq(
+        r["transfer_bytes"].as_u64(),
+        Some(8 << 10),
+        "--span 8k under --bs 16k: transfer",
+    )?;
+    ensure_eq(
+        u(&r["bytes"], "bytes")?,
+        5 * (8 << 10),
+        "--span 8k under --bs 16k: bytes",
+    )?;
+    fails_with(
+        &["read", d, "--count", "0", "--span", "64k"],
+        &[d, "read", "--count 0"],
+    )?;
+    // With --json a failure is a JSON document on stdout as well.
+    let out = sgmap(&["read", d, "--span", "1000", "--json"])?;
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("a failed read --json printed no JSON ({e}): {out:?}"))?;
+    ensure(
+        out.status.code() == Some(1)
+            && doc["error"]
+                .as_str()
+                .is_some_and(|m| m.contains("--span 1000")),
+        format!("failed read --json: {doc}"),
     )
 }
 
