@@ -155,7 +155,7 @@ pub(crate) struct FuzzArgs {
     /// none (the code under fuzz is safe Rust), address, leak, memory or thread.
     #[arg(long, default_value = "none")]
     pub sanitizer: String,
-    /// Merge what was found into fuzz/corpus/<target>/ and minimise it.
+    /// Merge what was found into `fuzz/corpus/<target>/` and minimise it.
     #[arg(long)]
     pub keep: bool,
     /// Targets (all when none).
