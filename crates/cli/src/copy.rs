@@ -1060,7 +1060,7 @@ fn open_sink(dst: &End, s: Shape) -> std::result::Result<Sink, Halt> {
         f.seek(SeekFrom::Start(at))
             .map_err(|e| dest(format!("cannot seek {} to byte {at}: {e}", dst.name())))?;
     }
-    Ok(Sink::File(f, dst.path.clone()))
+    Ok(Sink::file(f, dst.path.clone()))
 }
 
 fn open_source(src: &End, s: Shape) -> std::result::Result<FileIn, Halt> {

@@ -208,13 +208,29 @@ pub(crate) enum Sink {
     File(File, PathBuf),
     /// Standard output.
     Stdout(std::io::StdoutLock<'static>),
+    /// The null device (its path for messages): nothing to write, as
+    /// sg_dd treats `of=/dev/null`, so a run to it times the device alone.
+    Null(PathBuf),
 }
 
 impl Sink {
+    /// A sink for the opened file `f` at `path`: [`Sink::Null`] when it is
+    /// the null device (the same device node as /dev/null), else the file.
+    pub(crate) fn file(f: File, path: PathBuf) -> Sink {
+        use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+        let null = std::fs::metadata("/dev/null").ok();
+        match (f.metadata(), null) {
+            (Ok(m), Some(n)) if m.file_type().is_char_device() && m.rdev() == n.rdev() => {
+                Sink::Null(path)
+            }
+            _ => Sink::File(f, path),
+        }
+    }
+
     /// Writes `data`; the error says where it could not go.
     pub(crate) fn put(&mut self, data: &[u8]) -> std::result::Result<(), String> {
         match self {
-            Sink::None => Ok(()),
+            Sink::None | Sink::Null(_) => Ok(()),
             Sink::File(f, p) => f
                 .write_all(data)
                 .map_err(|e| format!("cannot write to {}: {e}", p.display())),
@@ -236,7 +252,7 @@ impl Sink {
                 })
                 .map_err(|e| format!("cannot flush {}: {e}", p.display())),
             Sink::Stdout(out) => out.flush().map_err(|e| format!("cannot flush stdout: {e}")),
-            Sink::None => Ok(()),
+            Sink::None | Sink::Null(_) => Ok(()),
         }
     }
 }
@@ -273,7 +289,7 @@ pub(crate) fn read(args: &ReadArgs) -> Result<()> {
             }
             Sink::Stdout(std::io::stdout().lock())
         }
-        Some(p) => Sink::File(
+        Some(p) => Sink::file(
             File::create(p).map_err(|e| {
                 Failure(format!(
                     "{}: read: cannot create the --out file {}: {e}",
@@ -916,7 +932,9 @@ fn transfer(
     let secs = wall.as_secs_f64();
     let per_s = |v: f64| if secs > 0.0 { v / secs } else { 0.0 };
     let file = match (&sink, &source) {
-        (Sink::File(_, p), _) | (_, Source::File(_, p)) => Some(p.display().to_string()),
+        (Sink::File(_, p) | Sink::Null(p), _) | (_, Source::File(_, p)) => {
+            Some(p.display().to_string())
+        }
         (Sink::Stdout(_), _) => Some("-".into()),
         _ => None,
     };
@@ -1039,6 +1057,25 @@ pub(crate) fn fallback_note(way: Way, modes: ModeCounts) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_null_device_is_a_sink_with_nothing_to_write() {
+        let null = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .unwrap();
+        let mut s = Sink::file(null, "/dev/null".into());
+        assert!(matches!(s, Sink::Null(_)));
+        assert_eq!(s.put(&[1, 2, 3]), Ok(()));
+        let dir = std::env::temp_dir().join(format!("sgmap-sink-{}", std::process::id()));
+        let f = File::create(&dir).unwrap();
+        let mut s = Sink::file(f, dir.clone());
+        assert!(matches!(s, Sink::File(..)));
+        s.put(&[7; 10]).unwrap();
+        s.flush().unwrap();
+        assert_eq!(std::fs::read(&dir).unwrap(), [7; 10]);
+        std::fs::remove_file(&dir).unwrap();
+    }
 
     #[test]
     fn pattern_differs_per_block_and_seed_and_repeats() {
