@@ -720,6 +720,13 @@ pub(crate) fn copy(args: &CopyArgs) -> Result<()> {
             }
         },
     };
+    if count == Some(0) || (count.is_none() && args.size == Some(0)) {
+        return Err(usage(
+            "count=0 (or --size 0) copies nothing; sgmap refuses it where dd would copy nothing and \
+             succeed: give at least one block"
+                .into(),
+        ));
+    }
     if total == 0 || total % unit != 0 {
         return Err(usage(format!(
             "{total} bytes is not a whole, non-zero number of {}; give count= or --size \

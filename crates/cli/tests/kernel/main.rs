@@ -1968,6 +1968,10 @@ fn copy_refusals(ctx: &Ctx) -> Result<(), Failed> {
         &["no known size", "count="],
     )?;
     needles(
+        &copy_fails(&[&format!("if={d}"), &off, "count=0"], None)?,
+        &["count=0", "copies nothing"],
+    )?;
+    needles(
         &copy_fails(&[&format!("if={d}"), "of=-", "count=1", "--json"], None)?,
         &["where --json goes too"],
     )?;
