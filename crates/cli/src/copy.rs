@@ -41,8 +41,9 @@ fn dev_major(rdev: u64) -> u64 {
 pub(crate) const AFTER_HELP: &str = "\
 Operands (dd style, as sg_dd takes them):
   if=SRC      source: an sg device (/dev/sgN), a file, or - for stdin
-  of=DST      destination: an sg device, a file (created; a regular file is
-              truncated at seek=, as dd does), or - for stdout
+  of=DST      destination: an sg device, a file (created if missing; an
+              existing file is written in place from seek= and never
+              truncated, as sg_dd does), or - for stdout
   bs=BYTES    bytes per command (suffixes k, m); the same as --bs. count=
               counts units of bs= in either case
   bpt=N       as in sg_dd: each command moves bs x N bytes (bs=512 bpt=128:
@@ -1059,10 +1060,8 @@ fn open_sink(dst: &End, s: Shape) -> std::result::Result<Sink, Halt> {
         .truncate(false)
         .open(&dst.path)
         .map_err(|e| dest(format!("cannot open {} to write: {e}", dst.name())))?;
-    if dst.regular {
-        f.set_len(at)
-            .map_err(|e| dest(format!("cannot truncate {} at byte {at}: {e}", dst.name())))?;
-    }
+    // Written in place, as sg_dd does: bytes of an existing file beyond
+    // what is copied stay (dd's truncation would cut an image's tail off).
     if at > 0 {
         f.seek(SeekFrom::Start(at))
             .map_err(|e| dest(format!("cannot seek {} to byte {at}: {e}", dst.name())))?;

@@ -1971,6 +1971,28 @@ fn copy_refusals(ctx: &Ctx) -> Result<(), Failed> {
         &copy_fails(&[&format!("if={d}"), &off, "count=0"], None)?,
         &["count=0", "copies nothing"],
     )?;
+    // An existing file is written in place from seek=, never truncated (as
+    // sg_dd does): its tail beyond the copy stays.
+    let img = pattern_file(&dir, "img", 64 * block as usize, 9, block as usize)?;
+    let before = std::fs::read(&img).map_err(|e| format!("read img: {e}"))?;
+    copy_checked(
+        &[
+            &format!("if={d}"),
+            &format!("of={}", path_str(&img)),
+            "seek=2",
+            "count=1",
+            &format!("bs={block}"),
+        ],
+        block,
+        "mmap",
+    )?;
+    let after = std::fs::read(&img).map_err(|e| format!("read img: {e}"))?;
+    let b = block as usize;
+    ensure_eq(after.len(), before.len(), "length of a file copied into")?;
+    ensure(
+        after[..2 * b] == before[..2 * b] && after[3 * b..] == before[3 * b..],
+        "the bytes of the file around the copied block changed",
+    )?;
     needles(
         &copy_fails(&[&format!("if={d}"), "of=-", "count=1", "--json"], None)?,
         &["where --json goes too"],
