@@ -118,6 +118,53 @@ pub(crate) fn sg_read_args(
     a
 }
 
+/// `` `program args` `` for messages, with the program's file name.
+fn shown(program: &Path, args: &[String]) -> String {
+    format!(
+        "`{} {}`",
+        program.file_name().unwrap_or_default().to_string_lossy(),
+        args.join(" ")
+    )
+}
+
+/// Runs an sg3_utils program and gives back what it printed (stdout, then
+/// stderr, where its `time=1` report goes); a failure names the command line.
+fn run_sg3(program: &Path, args: &[String]) -> Result<String, String> {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(format!(
+            "{} failed ({}): {}",
+            shown(program, args),
+            out.status,
+            text.trim()
+        ))
+    }
+}
+
+/// The count in sg3_utils' `>> Direct IO requested but incomplete N times`,
+/// which sg_read and sg_dd both print when direct IO fell back.
+fn dio_incomplete_in(line: &str) -> Option<u64> {
+    const SAYS: &str = "Direct IO requested but incomplete ";
+    let at = line.find(SAYS)? + SAYS.len();
+    Some(
+        line[at..]
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    )
+}
+
 /// What sg_read printed: the loop time and commands.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct SgReadOutput {
@@ -151,14 +198,8 @@ pub(crate) fn parse_sg_read(text: &str) -> Result<SgReadOutput, String> {
                 .next()
                 .and_then(|v| v.parse::<u64>().ok());
         }
-        if let Some(i) = l.find("incomplete ") {
-            if l.contains("Direct IO requested") {
-                dio_incomplete = l[i + "incomplete ".len()..]
-                    .split_whitespace()
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0);
-            }
+        if let Some(n) = dio_incomplete_in(l) {
+            dio_incomplete = n;
         }
     }
     match (secs, commands) {
@@ -188,23 +229,7 @@ pub(crate) fn run_sg_read(
         return Err("sg_read has no io_uring transport".into());
     }
     let args = sg_read_args(device, way, block, bs, commands, skip);
-    let out = Command::new(program)
-        .args(&args)
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if !out.status.success() {
-        return Err(format!(
-            "`sg_read {}` failed ({}): {}",
-            args.join(" "),
-            out.status,
-            text.trim()
-        ));
-    }
+    let text = run_sg3(program, &args)?;
     let o = parse_sg_read(&text)?;
     if o.commands != commands {
         return Err(format!(
@@ -303,12 +328,8 @@ pub(crate) fn parse_sg_dd(text: &str) -> Result<SgDdOutput, String> {
                 .next()
                 .and_then(|v| v.parse::<u64>().ok());
         }
-        if let Some(i) = l.find("Direct IO requested but incomplete ") {
-            dio_incomplete = l[i + "Direct IO requested but incomplete ".len()..]
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0);
+        if let Some(n) = dio_incomplete_in(l) {
+            dio_incomplete = n;
         }
     }
     match (secs, blocks_out) {
@@ -347,30 +368,8 @@ pub(crate) fn run_sg_dd(
     while left > 0 {
         let n = left.min(per_run);
         let (program, args) = sg_dd_args(sg_dd, device, way, block, bs, n, seek);
-        let shown = || {
-            format!(
-                "`{} {}`",
-                program.file_name().unwrap_or_default().to_string_lossy(),
-                args.join(" ")
-            )
-        };
-        let out = Command::new(&program)
-            .args(&args)
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        if !out.status.success() {
-            return Err(format!(
-                "{} failed ({}): {}",
-                shown(),
-                out.status,
-                text.trim()
-            ));
-        }
+        let shown = || shown(&program, &args);
+        let text = run_sg3(&program, &args)?;
         let o = parse_sg_dd(&text).map_err(|e| format!("{}: {e}", shown()))?;
         if o.blocks_out != n * bpt {
             return Err(format!(
